@@ -1,0 +1,3 @@
+from sollol_exporter.cli import main
+
+raise SystemExit(main())

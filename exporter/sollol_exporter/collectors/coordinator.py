@@ -1,0 +1,53 @@
+"""llama-server coordinators: state, probe time, and its own /metrics under sollol_coordinator_*."""
+
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from sollol_exporter.sources.coordinator import STATES, UP_STATES
+
+
+class CoordinatorCollector:
+    name = "coordinator"
+
+    def collect(self, g):
+        up = GaugeMetricFamily("sollol_coordinator_up", "1 if llama-server answers /health (ok, loading or stalled).", labels=["coordinator"])
+        state = GaugeMetricFamily(
+            "sollol_coordinator_state",
+            "One-hot state: ok, loading (503 Loading model), stalled (/health ok, /metrics timed out), hung (/health timed out), unreachable, error.",
+            labels=["coordinator", "state"],
+        )
+        duration = GaugeMetricFamily("sollol_coordinator_probe_duration_seconds", "Time the coordinator probe took.", labels=["coordinator"])
+        enabled = GaugeMetricFamily(
+            "sollol_coordinator_metrics_enabled", "1 if llama-server serves /metrics (started with --metrics), 0 if it answers 501.", labels=["coordinator"]
+        )
+        metrics_up = GaugeMetricFamily("sollol_coordinator_metrics_up", "1 if /metrics was read and parsed this scrape.", labels=["coordinator"])
+        build = GaugeMetricFamily("sollol_coordinator_build_info", "llama-server build from /props; always 1.", labels=["coordinator", "build"])
+        slots = GaugeMetricFamily("sollol_coordinator_slots", "Parallel slots (/props total_slots).", labels=["coordinator"])
+        sleeping = GaugeMetricFamily("sollol_coordinator_sleeping", "1 if llama-server has unloaded its model after idling.", labels=["coordinator"])
+        translated: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+        for name, reading in sorted(g.coordinators.items()):
+            up.add_metric([name], 1.0 if reading.state in UP_STATES else 0.0)
+            for each in STATES:
+                state.add_metric([name, each], 1.0 if reading.state == each else 0.0)
+            duration.add_metric([name], reading.duration)
+            if reading.metrics_enabled is not None:
+                enabled.add_metric([name], reading.metrics_enabled)
+            metrics_up.add_metric([name], reading.metrics_up)
+            if reading.build:
+                build.add_metric([name, reading.build], 1.0)
+            if reading.slots is not None:
+                slots.add_metric([name], reading.slots)
+            if reading.sleeping is not None:
+                sleeping.add_metric([name], reading.sleeping)
+            for sample in reading.samples:
+                full = "sollol_coordinator_" + sample.name
+                family = translated.get(full)
+                labels = ["coordinator", *sample.labels]
+                if family is None:
+                    kind = CounterMetricFamily if sample.kind == "counter" else GaugeMetricFamily
+                    family = translated[full] = kind(full, sample.help, labels=labels)
+                if len(family.samples) and list(family.samples[0].labels) != labels:
+                    continue
+                family.add_metric([name, *sample.labels.values()], sample.value)
+        return [up, state, duration, enabled, metrics_up, build, slots, sleeping, *translated.values()]

@@ -1,0 +1,218 @@
+"""`sollol:router:metadata`: one key, four writers with incompatible layouts, last writer wins.
+
+Each reading is classified (sollol-data §3.2), reduced to the fields the exporter uses, and kept per variant,
+so that the RPC backend list written once by RayHybridRouter survives SynapticLlamas overwriting the key
+every five seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sollol_exporter.labels import Address, parse_address, sanitize
+from sollol_exporter.values import BadValue, decode_json, flag, items, mapping, number, text
+
+OLLAMA_POOL = "ollama_pool"  # variant A
+RAY_HYBRID = "ray_hybrid_router"  # variant B
+COORDINATOR_MANAGER = "coordinator_manager"  # variant C
+SYNAPTIC_LLAMAS = "synaptic_llamas"  # variant D
+OLLAMA_POOL_LEGACY = "ollama_pool_legacy"  # variant E, the hackall360 fork
+UNKNOWN = "unknown"
+VARIANTS = (OLLAMA_POOL, RAY_HYBRID, COORDINATOR_MANAGER, SYNAPTIC_LLAMAS, OLLAMA_POOL_LEGACY, UNKNOWN)
+
+# TTL each writer sets; what is left of it tells the age when the value carries no timestamp.
+_WRITER_TTL = {OLLAMA_POOL: 30, SYNAPTIC_LLAMAS: 30, OLLAMA_POOL_LEGACY: 30, RAY_HYBRID: 3600}
+ANALYTICS_FIELDS = (
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "success_rate",
+    "avg_duration_ms",
+    "total_requests",
+    "successful_requests",
+)
+
+
+@dataclass
+class NodeStats:
+    """SOLLOL's own view of one Ollama node (variant A `nodes[]`)."""
+
+    address: Address
+    values: dict[str, float]
+
+
+@dataclass
+class Reading:
+    """What one variant said, reduced to what is exported."""
+
+    variant: str
+    source: str = ""
+    router_type: str = ""
+    analytics: dict[str, float] = field(default_factory=dict)
+    pool: dict[str, float] = field(default_factory=dict)
+    nodes: list[NodeStats] = field(default_factory=list)
+    node_targets: list[Address] = field(default_factory=list)
+    rpc_backends: list[Address] = field(default_factory=list)
+    synaptic: dict[str, float] = field(default_factory=dict)
+    task_types: dict[str, float] = field(default_factory=dict)
+    ray: dict[str, float] = field(default_factory=dict)
+    invalid_entries: int = 0
+    seen_at: float = 0.0
+
+
+@dataclass
+class Current:
+    """The key as read in this scrape."""
+
+    present: bool
+    ttl: int | None = None
+    variant: str = ""
+    age: float | None = None
+    error: str = ""
+    reading: Reading | None = None
+
+
+def classify(doc: dict, ttl: int | None) -> str:
+    metrics = doc.get("metrics")
+    if doc.get("source") == "synaptic_llamas":
+        return SYNAPTIC_LLAMAS
+    if "source" in doc:
+        return OLLAMA_POOL
+    if isinstance(metrics, dict) and metrics.get("router_type") == "ray_hybrid":
+        return RAY_HYBRID
+    if isinstance(metrics, dict) and "analytics" in metrics and "total_pools" in metrics and "nodes" not in doc:
+        return OLLAMA_POOL_LEGACY
+    if "rpc_backends" in doc and (metrics == {} or ttl == -1):
+        return COORDINATOR_MANAGER
+    return UNKNOWN
+
+
+def _addresses(entries: Any, default_port: int, reading: Reading) -> list[Address]:
+    found = []
+    for entry in items(entries)[:10_000]:
+        try:
+            found.append(parse_address(entry, default_port))
+        except ValueError:
+            reading.invalid_entries += 1
+    return list(dict.fromkeys(found))
+
+
+def _numbers(source: dict, names: tuple[str, ...], reading: Reading) -> dict[str, float]:
+    values = {}
+    for name in names:
+        if name not in source:
+            continue
+        value = number(source[name])
+        if value is None:
+            reading.invalid_entries += 1
+        else:
+            values[name] = value
+    return values
+
+
+_NODE_FIELDS = ("latency_ms", "success_rate", "total_requests", "failed_requests", "gpu_free_mem", "active_requests", "priority")
+_CACHE_FIELDS = ("hits", "misses", "evictions", "size", "max_size", "hit_rate")
+_SYNAPTIC_FIELDS = ("total_nodes", "healthy_nodes", "gpu_nodes", "routing_decisions", "avg_routing_time_ms")
+
+
+def reduce(doc: dict, variant: str) -> Reading:
+    reading = Reading(variant=variant)
+    metrics = mapping(doc.get("metrics"))
+    reading.source = sanitize(text(doc.get("source")) or ("synaptic_llamas" if variant == SYNAPTIC_LLAMAS else ""))
+    reading.router_type = sanitize(text(metrics.get("router_type")) or "")
+    reading.analytics = _numbers(mapping(metrics.get("analytics")), ANALYTICS_FIELDS, reading)
+    if variant == OLLAMA_POOL_LEGACY and not reading.source:
+        reading.source = "ollama_pool"
+    pool = mapping(metrics.get("ollama_pool"))
+    reading.pool = _numbers(pool, ("nodes_configured",), reading)
+    reading.pool.update({f"cache_{k}": v for k, v in _numbers(mapping(pool.get("cache")), _CACHE_FIELDS, reading).items()})
+    for entry in items(doc.get("nodes"))[:10_000]:
+        if not isinstance(entry, dict):
+            reading.invalid_entries += 1
+            continue
+        try:
+            address = parse_address(entry, 11434)
+        except ValueError:
+            reading.invalid_entries += 1
+            continue
+        reading.node_targets.append(address)
+        if variant == OLLAMA_POOL:
+            values = _numbers(entry, _NODE_FIELDS, reading)
+            available = flag(entry.get("available"))
+            if available is not None:
+                values["available"] = available
+            reading.nodes.append(NodeStats(address, values))
+    reading.node_targets = list(dict.fromkeys(reading.node_targets))
+    reading.rpc_backends = _addresses(doc.get("rpc_backends"), 50052, reading)
+    synaptic = mapping(metrics.get("synaptic_llamas"))
+    reading.synaptic = _numbers(synaptic, _SYNAPTIC_FIELDS, reading)
+    for name, count in list(mapping(synaptic.get("task_types")).items())[:100]:
+        value = number(count)
+        if value is None:
+            reading.invalid_entries += 1
+        else:
+            reading.task_types[sanitize(name, 64)] = value
+    ray_pools = mapping(metrics.get("ray_pools"))
+    reading.ray = _numbers(ray_pools, ("num_pools", "backends_per_pool", "total_backends"), reading)
+    if variant == RAY_HYBRID:
+        reading.ray.update({f"ollama_{k}": v for k, v in _numbers(pool, ("nodes", "requests"), reading).items()})
+    return reading
+
+
+class MetadataStore:
+    """Keeps the last good reading of every variant for `retention` seconds."""
+
+    def __init__(self, retention: float, stats_max_age: float):
+        self.retention = retention
+        self.stats_max_age = stats_max_age
+        self.readings: dict[str, Reading] = {}
+        self._first_seen: tuple[str, float] | None = None
+
+    def update(self, raw: bytes | None, ttl: int | None, now: float | None = None) -> Current:
+        """Record one read of the key. Raises BadValue for content that is not a SOLLOL metadata object."""
+        now = time.time() if now is None else now
+        self._expire(now)
+        if raw is None:
+            self._first_seen = None
+            return Current(present=False, ttl=ttl)
+        doc = decode_json(raw, "sollol:router:metadata")
+        if not isinstance(doc, dict):
+            raise BadValue(f"sollol:router:metadata: expected a JSON object, got {type(doc).__name__}")
+        variant = classify(doc, ttl)
+        reading = reduce(doc, variant)
+        reading.seen_at = now
+        self.readings[variant] = reading
+        if variant in (OLLAMA_POOL, RAY_HYBRID) and ttl == -1 and reading.rpc_backends:
+            # CoordinatorManager replaced rpc_backends inside another writer's value and dropped its TTL.
+            self.readings[COORDINATOR_MANAGER] = Reading(COORDINATOR_MANAGER, rpc_backends=reading.rpc_backends, seen_at=now)
+        return Current(True, ttl, variant, self._age(doc, variant, ttl, raw, now), reading=reading)
+
+    def _age(self, doc: dict, variant: str, ttl: int | None, raw: bytes, now: float) -> float | None:
+        stamp = number(doc.get("timestamp"))
+        if stamp is not None and stamp > 0:
+            return max(0.0, now - stamp)
+        if ttl is not None and ttl > 0 and variant in _WRITER_TTL:
+            return float(max(0, _WRITER_TTL[variant] - ttl))
+        digest = hashlib.sha1(raw).hexdigest()
+        if self._first_seen is None or self._first_seen[0] != digest:
+            self._first_seen = (digest, now)
+        return now - self._first_seen[1]
+
+    def _expire(self, now: float) -> None:
+        for variant, reading in list(self.readings.items()):
+            if now - reading.seen_at > self.retention:
+                del self.readings[variant]
+
+    def fresh(self, now: float | None = None) -> list[Reading]:
+        """Readings recent enough for their statistics to be exported."""
+        now = time.time() if now is None else now
+        return [r for r in self.readings.values() if now - r.seen_at <= self.stats_max_age]
+
+    def rpc_backends(self) -> list[Address]:
+        return list(dict.fromkeys(a for r in self.readings.values() for a in r.rpc_backends))
+
+    def node_targets(self) -> list[Address]:
+        return list(dict.fromkeys(a for r in self.readings.values() for a in r.node_targets))

@@ -1,0 +1,126 @@
+"""TCP connect-and-close: the only probe that is safe against a ggml rpc-server by default.
+
+It opens a connection, sends nothing and closes it at once. All targets are probed in one thread with
+non-blocking sockets, so a thousand backends cost a thousand file descriptors for at most `timeout`, not a
+thousand threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import selectors
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Iterable
+
+from sollol_exporter.labels import Address
+from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult
+
+_RESOLVER_THREADS = 16
+
+
+def _resolve(addresses: list[Address], deadline: float) -> tuple[dict[Address, tuple], dict[Address, ProbeResult]]:
+    """Socket addresses for every target; IP literals skip the resolver, host names share a small pool."""
+    resolved: dict[Address, tuple] = {}
+    failed: dict[Address, ProbeResult] = {}
+    names = []
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address.host)
+        except ValueError:
+            names.append(address)
+            continue
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        resolved[address] = (family, (address.host, address.port))
+    if not names:
+        return resolved, failed
+
+    def lookup(address: Address) -> tuple:
+        info = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        family, _, _, _, sockaddr = info[0]
+        return family, sockaddr
+
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=min(_RESOLVER_THREADS, len(names)), thread_name_prefix="resolve")
+    futures = {pool.submit(lookup, address): address for address in names}
+    wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    pool.shutdown(wait=False, cancel_futures=True)
+    for future, address in futures.items():
+        elapsed = time.monotonic() - started
+        if not future.done():
+            failed[address] = ProbeResult(DNS_ERROR, elapsed, "name resolution timed out")
+        elif future.exception() is not None:
+            failed[address] = ProbeResult(DNS_ERROR, elapsed, str(future.exception()))
+        else:
+            resolved[address] = future.result()
+    return resolved, failed
+
+
+def _outcome(code: int) -> tuple[str, str]:
+    if code == 0:
+        return OK, ""
+    if code == errno.ECONNREFUSED:
+        return REFUSED, "connection refused"
+    if code == errno.ETIMEDOUT:
+        return TIMEOUT, "connect timed out"
+    return UNREACHABLE, errno.errorcode.get(code, str(code)).lower()
+
+
+def probe_all(
+    targets: Iterable[Address], timeout: float, deadline: float, max_concurrency: int = 1024
+) -> dict[Address, ProbeResult]:
+    addresses = list(dict.fromkeys(targets))
+    resolved, results = _resolve(addresses, deadline)
+    queue = deque(address for address in addresses if address in resolved)
+    selector = selectors.DefaultSelector()
+    in_flight: dict[socket.socket, tuple[Address, float]] = {}
+
+    def finish(sock: socket.socket, outcome: str, detail: str) -> None:
+        address, started = in_flight.pop(sock)
+        selector.unregister(sock)
+        sock.close()
+        results[address] = ProbeResult(outcome, time.monotonic() - started, detail)
+
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < max_concurrency and time.monotonic() < deadline:
+                address = queue.popleft()
+                family, sockaddr = resolved[address]
+                started = time.monotonic()
+                try:
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                except OSError as err:
+                    results[address] = ProbeResult(UNREACHABLE, 0.0, f"socket: {err.strerror}")
+                    continue
+                sock.setblocking(False)
+                code = sock.connect_ex(sockaddr)
+                in_flight[sock] = (address, started)
+                selector.register(sock, selectors.EVENT_WRITE)
+                if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                    finish(sock, *_outcome(code))
+                elif code == 0:
+                    finish(sock, OK, "")
+            if not in_flight:
+                if queue:
+                    for address in queue:
+                        results[address] = ProbeResult(TIMEOUT, 0.0, "scrape deadline reached before the probe")
+                    queue.clear()
+                break
+            now = time.monotonic()
+            expiry = min(min(started + timeout for _, started in in_flight.values()), deadline)
+            for key, _ in selector.select(timeout=max(0.0, expiry - now)):
+                sock = key.fileobj
+                finish(sock, *_outcome(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
+            now = time.monotonic()
+            for sock, (address, started) in list(in_flight.items()):
+                if now >= started + timeout or now >= deadline:
+                    finish(sock, TIMEOUT, "connect timed out")
+    finally:
+        for sock in list(in_flight):
+            selector.unregister(sock)
+            sock.close()
+        selector.close()
+    return results
