@@ -28,7 +28,8 @@ def probe_one(address: Address, service: str, timeout: float) -> ProbeResult:
             health_pb2.HealthCheckRequest(service=service), timeout=max(timeout, 0.001)
         )
     except grpc.RpcError as err:
-        return ProbeResult(*_error(err), duration=time.monotonic() - started)
+        outcome, detail = _error(err)
+        return ProbeResult(outcome, time.monotonic() - started, detail)
     finally:
         channel.close()
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -14,7 +14,7 @@ import socket
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult
@@ -22,7 +22,7 @@ from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE,
 _RESOLVER_THREADS = 16
 
 
-def _resolve(addresses: list[Address], deadline: float) -> tuple[dict[Address, tuple], dict[Address, ProbeResult]]:
+def _resolve(addresses: list[Address], deadline: float, resolver: Callable) -> tuple[dict[Address, tuple], dict[Address, ProbeResult]]:
     """Socket addresses for every target; IP literals skip the resolver, host names share a small pool."""
     resolved: dict[Address, tuple] = {}
     failed: dict[Address, ProbeResult] = {}
@@ -39,7 +39,7 @@ def _resolve(addresses: list[Address], deadline: float) -> tuple[dict[Address, t
         return resolved, failed
 
     def lookup(address: Address) -> tuple:
-        info = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        info = resolver(address.host, address.port, type=socket.SOCK_STREAM)
         family, _, _, _, sockaddr = info[0]
         return family, sockaddr
 
@@ -70,10 +70,14 @@ def _outcome(code: int) -> tuple[str, str]:
 
 
 def probe_all(
-    targets: Iterable[Address], timeout: float, deadline: float, max_concurrency: int = 1024
+    targets: Iterable[Address],
+    timeout: float,
+    deadline: float,
+    max_concurrency: int = 1024,
+    resolver: Callable = socket.getaddrinfo,
 ) -> dict[Address, ProbeResult]:
     addresses = list(dict.fromkeys(targets))
-    resolved, results = _resolve(addresses, deadline)
+    resolved, results = _resolve(addresses, deadline, resolver)
     queue = deque(address for address in addresses if address in resolved)
     selector = selectors.DefaultSelector()
     in_flight: dict[socket.socket, tuple[Address, float]] = {}

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.support.exporter import ExporterProcess
+from tests.support.redis_server import RedisServer
+from tests.support.replay import ReplayServer, dashboard_routes, ollama_routes
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server):
+    redis_server.client.flushall()
+    yield redis_server
+    redis_server.client.flushall()
+
+
+@pytest.fixture
+def ollama():
+    server = ReplayServer(ollama_routes())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dashboard():
+    server = ReplayServer(dashboard_routes())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_exporter(tmp_path):
+    started = []
+
+    def start(config, **kwargs):
+        exporter = ExporterProcess(config, tmp_path, **kwargs)
+        started.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in started:
+        exporter.stop()

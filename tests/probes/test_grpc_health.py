@@ -1,0 +1,38 @@
+import time
+
+import pytest
+
+from sollol_exporter.labels import Address
+from sollol_exporter.probes import NOT_SERVING, REFUSED, SERVING, grpc_health
+from tests.support.grpc_health_server import HealthServer
+from tests.support.net import free_port
+
+
+@pytest.fixture
+def health_server():
+    server = HealthServer()
+    yield server
+    server.stop()
+
+
+def test_serving_and_not_serving_services(health_server):
+    health_server.set("rpc-server:50052", True)
+    health_server.set("rpc-server:50053", False)
+    address = Address("127.0.0.1", health_server.port)
+    results = grpc_health.probe_all([(address, "rpc-server:50052"), (address, "rpc-server:50053"), (address, "")],
+                                    timeout=2, deadline=time.monotonic() + 3)
+    assert results[(address, "rpc-server:50052")].outcome == SERVING
+    assert results[(address, "rpc-server:50053")].outcome == NOT_SERVING
+    assert results[(address, "")].outcome == SERVING  # the reference servicer starts with "" SERVING
+
+
+def test_unknown_service_is_not_serving(health_server):
+    address = Address("127.0.0.1", health_server.port)
+    result = grpc_health.probe_one(address, "rpc-server:1", 2)
+    assert result.outcome == NOT_SERVING
+    assert result.detail == "service unknown"
+
+
+def test_nothing_listening_is_refused():
+    address = Address("127.0.0.1", free_port())
+    assert grpc_health.probe_one(address, "", 2).outcome == REFUSED

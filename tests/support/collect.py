@@ -1,0 +1,49 @@
+"""Running one in-process collection against real servers and reading it as Prometheus text."""
+
+from __future__ import annotations
+
+import yaml
+from prometheus_client.exposition import generate_latest
+
+from sollol_exporter import config as config_module
+from sollol_exporter.scrape import Scraper
+from tests.support.exporter import parse
+
+
+class _Families:
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def make_config(tmp_path, data: dict) -> config_module.Config:
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(data))
+    return config_module.load(str(path), env={})
+
+
+def base_config(redis_url: str, **sections) -> dict:
+    """A config that talks only to the given servers: nothing on default ports is contacted."""
+    data = {
+        "redis": {"url": redis_url, "timeout": "1s"},
+        "coordinators": [],
+        "dashboard": {"enabled": False},
+        "rpc_backends": {"timeout": "500ms"},
+        "ollama": {"timeout": "1s"},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
+def text_of(scraper: Scraper, budget: float = 5.0) -> str:
+    return generate_latest(_Families(scraper.collect(budget))).decode()
+
+
+def collect(scraper: Scraper, budget: float = 5.0) -> dict:
+    return parse(text_of(scraper, budget))
