@@ -1,0 +1,132 @@
+"""The exporter as users run it: its console entry point in a subprocess, scraped over HTTP."""
+
+import gzip
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.support.collect import base_config
+from tests.support.exporter import parse, value
+from tests.support.replay import ReplayServer, Route
+
+
+@pytest.fixture
+def exporter(start_exporter, redis_db):
+    return start_exporter(base_config(redis_db.url, ollama={"discover": False}))
+
+
+def test_metrics_is_valid_prometheus_text_and_promtool_clean(exporter):
+    reply = exporter.scrape_text()
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = parse(reply.text)
+    assert value(samples, "sollol_exporter_build_info", version="0.1.0", python_version=__import__("platform").python_version()) == 1
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (the test command installs it with apt)")
+    lint = subprocess.run([promtool, "check", "metrics"], input=reply.text, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_openmetrics_is_negotiated(exporter):
+    reply = exporter.scrape_text(headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert reply.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert reply.text.rstrip().endswith("# EOF")
+
+
+def test_gzip_when_asked(exporter):
+    reply = requests.get(exporter.url + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=10, stream=True)
+    assert reply.headers["Content-Encoding"] == "gzip"
+    assert b"sollol_redis_up" in gzip.decompress(reply.raw.read())
+
+
+def test_health_ready_landing_and_unknown_paths(exporter):
+    assert requests.get(exporter.url + "/-/healthy", timeout=5).status_code == 200
+    assert requests.get(exporter.url + "/-/ready", timeout=5).status_code == 200
+    assert requests.get(exporter.url + "/nope", timeout=5).status_code == 404
+    assert requests.post(exporter.url + "/metrics", timeout=5).status_code == 405
+    exporter.scrape()
+    page = requests.get(exporter.url + "/", timeout=5)
+    assert page.status_code == 200
+    assert "SOLLOL exporter" in page.text and "Last probe per target" in page.text
+    assert "redis" in page.text
+
+
+def test_landing_page_escapes_what_targets_say(start_exporter, redis_db):
+    hostile = ReplayServer({"/health": Route("<script>alert(1)</script>", status=500)})
+    try:
+        exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": hostile.url, "name": "x<b>y"}], ollama={"discover": False}))
+        exporter.scrape()
+        page = requests.get(exporter.url + "/", timeout=5).text
+        assert "<b>" not in page and "x&lt;b&gt;y" in page
+    finally:
+        hostile.stop()
+
+
+def test_scrape_timeout_header_bounds_a_scrape_with_hung_targets(start_exporter, redis_db):
+    hung = ReplayServer({"/health": Route({"status": "ok"}, delay=20)})
+    try:
+        exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": hung.url, "name": "hung", "timeout": "30s"}],
+                                              ollama={"discover": False}, scrape={"timeout_margin": "250ms"}))
+        started = time.monotonic()
+        samples = exporter.scrape(timeout=1.5)
+        assert time.monotonic() - started < 1.5
+        assert value(samples, "sollol_coordinator_up", coordinator="hung") == 0
+        assert value(samples, "sollol_coordinator_state", coordinator="hung", state="hung") == 1
+        assert value(samples, "sollol_exporter_scrape_timeout_seconds") == pytest.approx(1.25)
+        started = time.monotonic()
+        samples = exporter.scrape(timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        assert value(samples, "sollol_coordinator_state", coordinator="hung", state="hung") == 1
+    finally:
+        hung.stop()
+
+
+def test_concurrent_scrapes_read_a_coordinator_once(start_exporter, redis_db):
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route("llamacpp:tokens_predicted_total 7\n", delay=0.5)})
+    try:
+        exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "c"}], ollama={"discover": False}))
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(exporter.scrape())) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(results) == 5
+        assert all(value(r, "sollol_coordinator_tokens_predicted_total", coordinator="c") == 7 for r in results)
+        assert coordinator.paths().count("/metrics") == 1
+    finally:
+        coordinator.stop()
+
+
+def test_failures_are_logged_once_not_every_scrape(start_exporter, redis_db):
+    exporter = start_exporter(base_config(f"redis://127.0.0.1:1/0", ollama={"discover": False}))
+    for _ in range(3):
+        samples = exporter.scrape()
+        assert value(samples, "sollol_redis_up") == 0
+    log = exporter.read_log()
+    assert log.count("collector=redis") == 1
+    assert "Traceback" not in log
+
+
+def test_sighup_reloads_and_a_bad_config_keeps_the_old_one(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}))
+    exporter.write_config(base_config(redis_db.url, ollama={"discover": False, "nodes": ["127.0.0.1:9"]}))
+    exporter.reload()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and value(exporter.scrape(), "sollol_ollama_node_up", node="127.0.0.1:9") is None:
+        time.sleep(0.1)
+    assert value(exporter.scrape(), "sollol_ollama_node_up", node="127.0.0.1:9") == 0
+    exporter.config_path.write_text("redis: {timout: 1s}\n")
+    exporter.reload()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and value(exporter.scrape(), "sollol_exporter_config_last_reload_successful") != 0:
+        time.sleep(0.1)
+    samples = exporter.scrape()
+    assert value(samples, "sollol_exporter_config_last_reload_successful") == 0
+    assert value(samples, "sollol_ollama_node_up", node="127.0.0.1:9") == 0
+    assert "timout" in exporter.read_log()
