@@ -236,7 +236,10 @@ def connections(
 
 
 class Proc:
-    """A started subprocess with its port and log file; stops by PID, usable as a context manager."""
+    """A started subprocess with its port and log file; stops by PID, usable as a context manager.
+
+    Children get their own process group (setsid) and SIGTERM if the thread that started them dies.
+    """
 
     def __init__(self, popen: subprocess.Popen, *, name: str, port: int, log_path: Path, argv: Sequence[str]):
         self.popen = popen
@@ -320,6 +323,13 @@ def _clean_env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _spawn(
     argv: Sequence[str], *, name: str, port: int, log_dir: str | os.PathLike[str], env: dict[str, str] | None
 ) -> Proc:
@@ -334,6 +344,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             env=_clean_env(env),
             start_new_session=True,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
     return Proc(popen, name=name, port=port, log_path=log_path, argv=argv)
 
@@ -356,6 +367,14 @@ def wait_for(
             tail = f"\n{proc.log_tail()}" if proc is not None else ""
             raise ProcFailed(f"timed out after {timeout}s waiting for {what or 'condition'}{tail}")
         time.sleep(interval)
+
+
+def rpc_banner_version(proc: Proc) -> str | None:
+    """``X.Y.Z`` from the worker's ``Starting RPC server vX.Y.Z`` log line (None before it is written)."""
+    for line in proc.read_log().splitlines():
+        if line.startswith("Starting RPC server v"):
+            return line.split(" v", 1)[1].split()[0]
+    return None
 
 
 def start_rpc_server(
@@ -556,16 +575,16 @@ def start_llama_server(
     proc = _spawn(argv, name="llama-server", port=port, log_dir=log_dir, env=env)
     if wait is None:
         return proc
-    want: Callable[[], bool]
-    if wait == "ready":
-        want = lambda: health(port) == 200  # noqa: E731
-    elif wait == "listening":
-        want = lambda: health(port) is not None  # noqa: E731
-    else:
+    if wait not in ("ready", "listening"):
         proc.stop(signal.SIGKILL)
         raise ValueError(f"wait must be 'ready', 'listening' or None, not {wait!r}")
+
+    def reached() -> bool:
+        status = health(port)
+        return status == 200 if wait == "ready" else status is not None
+
     try:
-        wait_for(want, timeout=timeout, interval=0.1, proc=proc, what=f"llama-server {wait} on {port}")
+        wait_for(reached, timeout=timeout, interval=0.1, proc=proc, what=f"llama-server {wait} on {port}")
     except BaseException:
         proc.stop()
         raise
@@ -573,6 +592,10 @@ def start_llama_server(
 
 
 # --------------------------------------------------------------------------- tiny GGUF model
+
+SLOW_LOAD = {"n_layers": 8, "padding_bytes": 1536 << 20}
+"""``write_tiny_model`` arguments for a model whose load onto two local RPC workers keeps ``/health`` at
+503 for roughly 5-10 s on 2 CPU cores (1.5 GiB sparse file). Without workers it loads in about a second."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"

@@ -1,12 +1,13 @@
 """Smoke check of tests/support/llama.py against the real binaries. Run as a script, not collected by pytest.
 
-    python tests/support/smoke_llama.py [--big-mib N] [--skip-big]
+    python tests/support/smoke_llama.py [--big-mib N] [--skip-big] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,10 +22,6 @@ import llama  # noqa: E402
 def pgrep(pattern: str) -> list[str]:
     out = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if str(Path(__file__).name) not in line]
-
-
-def banner(worker: llama.Proc) -> str:
-    return next((ln for ln in worker.read_log().splitlines() if "Starting RPC server" in ln), "<no banner>")
 
 
 def show_timeline(label: str, timeline: list[tuple[float, int | None]]) -> None:
@@ -69,29 +66,18 @@ def small_cluster(work: Path, logs: Path) -> None:
                 assert len(held) == 1, held
             print(f"  llama-server stop -> rc {srv.stop()}")
         for w in (w1, w2):
-            print(f"  worker {w.port} banner: {banner(w)!r}; alive after coordinator exit: {w.alive()}")
-        print(f"  load lines: " + "; ".join(
-            ln.strip() for ln in srv.read_log().splitlines()
-            if "offloaded" in ln or "model buffer size" in ln or ln.startswith("build:") or "build_info" in ln
-        ))
+            print(f"  worker {w.port} RPC version: {llama.rpc_banner_version(w)}; alive after coordinator exit: {w.alive()}")
     print(f"  workers rc: {w1.returncode} {w2.returncode}")
 
 
-def big_loads(work: Path, logs: Path, mib: int) -> None:
+def big_loads(work: Path, logs: Path, mib: int | None) -> None:
+    params = dict(llama.SLOW_LOAD) if mib is None else {"n_layers": 8, "padding_bytes": mib << 20}
     t = time.monotonic()
-    model = llama.write_tiny_model(work / "big.gguf", padding_bytes=mib << 20)
-    print(f"big model: {model.stat().st_size / 2**20:.0f} MiB in {time.monotonic() - t:.2f}s")
+    model = llama.write_tiny_model(work / "big.gguf", **params)
+    print(f"big model {params}: {model.stat().st_size / 2**20:.0f} MiB "
+          f"({model.stat().st_blocks * 512 / 2**20:.1f} MiB on disk) written in {time.monotonic() - t:.2f}s")
 
-    for label, cold in (("cpu-only warm", False), ("cpu-only cold", True)):
-        if cold:
-            llama.drop_page_cache(model)
-        srv = llama.start_llama_server(model, n_gpu_layers=0, log_dir=logs, wait=None)
-        with srv:
-            show_timeline(label, llama.health_timeline(srv.port, proc=srv, timeout=180))
-
-    for label, cold in (("2 workers warm", False), ("2 workers cold", True)):
-        if cold:
-            llama.drop_page_cache(model)
+    for label in ("2 workers, first load", "2 workers, repeat load"):
         with llama.start_rpc_server(log_dir=logs) as w1, llama.start_rpc_server(log_dir=logs) as w2:
             srv = llama.start_llama_server(
                 model, rpc=[(llama.LOOPBACK, w1.port), (llama.LOOPBACK, w2.port)], log_dir=logs, wait=None
@@ -101,10 +87,31 @@ def big_loads(work: Path, logs: Path, mib: int) -> None:
                 out = llama.complete(srv.port, "hi", n_predict=2)
                 print(f"  {label}: completion ok, {out.get('tokens_predicted')} tokens")
 
+    srv = llama.start_llama_server(model, n_gpu_layers=0, log_dir=logs, wait=None)
+    with srv:
+        show_timeline("cpu only (mmap)", llama.health_timeline(srv.port, proc=srv, timeout=180))
+
+
+def held_worker(work: Path, logs: Path) -> None:
+    model = llama.write_tiny_model(work / "tiny-held.gguf")
+    with llama.start_rpc_server(log_dir=logs) as w1, llama.start_rpc_server(log_dir=logs) as w2:
+        holder = socket.create_connection((llama.LOOPBACK, w2.port))
+        srv = llama.start_llama_server(
+            model, rpc=[(llama.LOOPBACK, w1.port), (llama.LOOPBACK, w2.port)], log_dir=logs, wait=None
+        )
+        with srv:
+            time.sleep(3)
+            print(f"held worker: after 3s /health={llama.health(srv.port)} "
+                  f"http listening={llama.listening(srv.port)} worker listen_queue={llama.listen_queue(w2.port)}")
+            holder.close()
+            released = time.monotonic()
+            llama.wait_for(lambda: llama.health(srv.port) == 200, timeout=30, proc=srv, what="ready")
+            print(f"  ready {time.monotonic() - released:.2f}s after the holder closed")
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--big-mib", type=int, default=1536)
+    ap.add_argument("--big-mib", type=int, default=None, help="padding in MiB (default: llama.SLOW_LOAD)")
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -116,6 +123,7 @@ def main() -> int:
     logs = work / "logs"
     try:
         small_cluster(work, logs)
+        held_worker(work, logs)
         if not args.skip_big:
             big_loads(work, logs, args.big_mib)
     finally:

