@@ -130,3 +130,34 @@ def test_sighup_reloads_and_a_bad_config_keeps_the_old_one(start_exporter, redis
     assert value(samples, "sollol_exporter_config_last_reload_successful") == 0
     assert value(samples, "sollol_ollama_node_up", node="127.0.0.1:9") == 0
     assert "timout" in exporter.read_log()
+
+
+def test_a_fully_populated_scrape_is_promtool_clean(start_exporter, redis_db, ollama, dashboard):
+    import json
+
+    from tests.fixtures.llamacpp_metrics import CURRENT
+    from tests.fixtures.sollol import GPU, RPC_NODE, VARIANT_A, fresh, routing_event
+
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route(CURRENT, content_type="text/plain"),
+                                "/props": Route({"build_info": "b10587-3f545becc", "total_slots": 1, "is_sleeping": False})})
+    doc = json.loads(fresh(VARIANT_A))
+    doc["nodes"][0]["host"] = ollama.address
+    redis_db.client.set("sollol:router:metadata", json.dumps(doc), ex=30)
+    redis_db.client.set("sollol:gpu:10.0.0.5:11434", json.dumps(dict(GPU, timestamp=time.time())))
+    redis_db.client.set("sollol:rpc:node:127.0.0.1:9", json.dumps(RPC_NODE))
+    try:
+        exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "main"}],
+                                              dashboard={"enabled": True, "url": dashboard.url}))
+        exporter.scrape()
+        redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+        reply = exporter.scrape_text()
+        samples = parse(reply.text)
+        for family in ("sollol_coordinator_speculative_accepted_tokens_by_position_total", "sollol_gpu_memory_free_bytes",
+                       "sollol_rpc_node_registered", "sollol_routing_events_total", "sollol_ollama_model_vram_bytes",
+                       "sollol_application_up", "sollol_router_latency_seconds", "sollol_coordinator_build_info"):
+            assert any(name == family for name, _ in samples), family
+        lint = subprocess.run(["promtool", "check", "metrics"], input=reply.text, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        assert ":" not in "".join(name for name, _ in samples)
+    finally:
+        coordinator.stop()

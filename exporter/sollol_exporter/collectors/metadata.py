@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from sollol_exporter.metadata import VARIANTS
 
@@ -45,7 +45,11 @@ class MetadataCollector:
         return families
 
     def _router(self, readings):
-        latency = _gauge("sollol_router_latency_seconds", "Request latency percentiles over SOLLOL's last 1000 requests.", ["source", "quantile"])
+        latency = Metric(
+            "sollol_router_latency_seconds",
+            "Request latency: quantiles over SOLLOL's last 1000 requests; count and sum since the router started.",
+            "summary",
+        )
         success = _gauge("sollol_router_success_ratio", "Successful / total requests since the router started.", ["source"])
         requests = CounterMetricFamily("sollol_router_requests_total", "Requests the router handled since it started.", labels=["source"])
         successful = CounterMetricFamily("sollol_router_successful_requests_total", "Successful requests since the router started.", labels=["source"])
@@ -72,7 +76,11 @@ class MetadataCollector:
             a = reading.analytics
             for quantile, field in _QUANTILES:
                 if field in a:
-                    latency.add_metric([source, quantile], a[field] / 1000.0)
+                    latency.add_sample("sollol_router_latency_seconds", {"source": source, "quantile": quantile}, a[field] / 1000.0)
+            if "total_requests" in a:
+                latency.add_sample("sollol_router_latency_seconds_count", {"source": source}, a["total_requests"])
+                if "avg_duration_ms" in a:
+                    latency.add_sample("sollol_router_latency_seconds_sum", {"source": source}, a["total_requests"] * a["avg_duration_ms"] / 1000.0)
             _add(success, [source], a.get("success_rate"))
             _add(requests, [source], a.get("total_requests"))
             _add(successful, [source], a.get("successful_requests"))
