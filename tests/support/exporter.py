@@ -13,7 +13,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, stop_process, wait_for
 
 
 def parse(text: str) -> dict[tuple[str, tuple], float]:
@@ -86,11 +86,5 @@ class ExporterProcess:
         self.process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()

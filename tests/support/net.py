@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 
@@ -52,3 +53,14 @@ def close_listener(listener: socket.socket) -> None:
     for filler in getattr(listener, "fillers", []):
         filler.close()
     listener.close()
+
+
+def stop_process(process, timeout: float = 10) -> None:
+    """Stop a child by its PID: SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -7,7 +7,7 @@ import subprocess
 
 import redis
 
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, stop_process, wait_for
 
 
 class RedisServer:
@@ -34,10 +34,4 @@ class RedisServer:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
