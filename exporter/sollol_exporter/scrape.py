@@ -23,7 +23,7 @@ from sollol_exporter.config import Config
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.metadata import MetadataStore
-from sollol_exporter.probes import ProbeResult, TIMEOUT, grpc_health, tcp
+from sollol_exporter.probes import ProbeResult, grpc_health, tcp
 from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.dashboard import DashboardClient
@@ -126,9 +126,11 @@ class Scraper:
         self._lock = threading.Lock()
         self._in_flight: Future | None = None
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
+        self._grpc_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grpc")
 
     def close(self) -> None:
         self._runner.shutdown(wait=False, cancel_futures=True)
+        self._grpc_runner.shutdown(wait=False, cancel_futures=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.redis.close()
 
@@ -187,8 +189,10 @@ class Scraper:
         coordinator_futures = {c.name: self.single.submit(("coordinator", c.name), c.read, g.deadline) for c in self.coordinators}
         ollama_futures = {n: self.single.submit(("ollama", n), self.ollama.read, n, g.deadline) for n in g.ollama_sources}
         dashboard_future = self.single.submit("dashboard", self.dashboard.read, g.deadline) if self.dashboard else None
-        rpc_future = self.pool.submit(self._probe_rpc, g)
-        pending = [*coordinator_futures.values(), *ollama_futures.values(), rpc_future]
+        # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
+        # deadline, and a worker that was never probed must not look like one that timed out.
+        self._probe_rpc(g)
+        pending = [*coordinator_futures.values(), *ollama_futures.values()]
         if dashboard_future:
             pending.append(dashboard_future)
         wait(pending, timeout=max(0.0, g.deadline - time.monotonic()))
@@ -200,29 +204,24 @@ class Scraper:
             g.ollama[node] = _result(future) or OllamaReading(False, time.monotonic() - started, "no answer within the scrape budget")
         if dashboard_future is not None:
             g.dashboard = _result(dashboard_future) or DashboardReading(False, time.monotonic() - started, "no answer within the scrape budget")
-        if _result(rpc_future) is None:
-            g.fail("rpc_backends", "probes did not finish within the scrape budget")
-        for address in g.rpc_targets:
-            g.rpc_results.setdefault(address, ProbeResult(TIMEOUT, time.monotonic() - started, "no answer within the scrape budget"))
         g.durations["coordinator"] = max((r.duration for r in g.coordinators.values()), default=0.0)
         g.durations["ollama"] = max((r.duration for r in g.ollama.values()), default=0.0)
         if g.dashboard is not None:
             g.durations["applications"] = g.dashboard.duration
 
-    def _probe_rpc(self, g: Gathered) -> bool:
+    def _probe_rpc(self, g: Gathered) -> None:
         started = time.monotonic()
         cfg = self.config.rpc_backends
         tcp_targets = [a for a, t in g.rpc_targets.items() if t.probe == "tcp"]
         grpc_targets = {a: (t.grpc_address, t.grpc_service) for a, t in g.rpc_targets.items() if t.probe == "grpc"}
         results = {}
-        grpc_future = self.pool.submit(grpc_health.probe_all, list(grpc_targets.values()), cfg.timeout, g.deadline) if grpc_targets else None
+        grpc_future = self._grpc_runner.submit(grpc_health.probe_all, list(grpc_targets.values()), cfg.timeout, g.deadline) if grpc_targets else None
         results.update(tcp.probe_all(tcp_targets, cfg.timeout, g.deadline, cfg.max_concurrency))
         if grpc_future is not None:
             by_target = grpc_future.result()
             results.update({a: by_target[target] for a, target in grpc_targets.items()})
         g.rpc_results.update(results)
         g.durations["rpc_backends"] = time.monotonic() - started
-        return True
 
     def _render(self, g: Gathered) -> list[Metric]:
         families: list[Metric] = []
