@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from sollol_exporter import __version__, config, logs
+from sollol_exporter import __version__, agent, config, logs
 from sollol_exporter.http import State, serve
 
 log = logging.getLogger("sollol_exporter")
@@ -26,7 +26,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def agent_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sollol-exporter agent",
+        description="gRPC health service (grpc.health.v1) for the rpc-server workers on this host.",
+    )
+    p.add_argument("--web.listen-address", dest="listen", default=agent.DEFAULT_LISTEN, help=f"gRPC address (default {agent.DEFAULT_LISTEN})")
+    p.add_argument("--rpc.port", dest="ports", type=int, action="append", required=True, help="worker port; repeat for each worker")
+    p.add_argument("--check.interval", dest="interval", type=float, default=1.0, help="seconds between socket-table reads (default 1)")
+    p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
+    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
+    return p
+
+
+def run_agent(argv: list[str]) -> int:
+    args = agent_parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+    try:
+        node_agent = agent.Agent(args.ports, args.listen, args.interval)
+    except (OSError, RuntimeError) as err:
+        log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    node_agent.start()
+    log.info("agent listening", extra=logs.fields(address=args.listen, ports=",".join(map(str, args.ports))))
+    stop.wait()
+    node_agent.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["agent"]:
+        return run_agent(argv[1:])
     args = parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     try:

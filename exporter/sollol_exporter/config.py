@@ -69,7 +69,7 @@ class GrpcProbeConfig:
 @dataclass
 class RpcBackendConfig:
     address: str = ""
-    probe: Literal["", "tcp", "grpc"] = ""
+    probe: Literal["", "tcp", "grpc", "ggml"] = ""
     grpc: GrpcProbeConfig = field(default_factory=GrpcProbeConfig)
 
 
@@ -78,6 +78,8 @@ class RpcBackendsConfig:
     discover: bool = True
     probe: Literal["tcp", "grpc"] = "tcp"
     timeout: float = duration(2.0)
+    handshake: Literal["off", "idle"] = "off"
+    handshake_backoff: float = duration(300.0)
     max_concurrency: int = 1024
     grpc: GrpcProbeConfig = field(default_factory=GrpcProbeConfig)
     static: list[RpcBackendConfig] = field(default_factory=list)

@@ -23,7 +23,7 @@ from sollol_exporter.config import Config
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.metadata import MetadataStore
-from sollol_exporter.probes import ProbeResult, grpc_health, tcp
+from sollol_exporter.probes import ProbeResult, ggml_rpc, grpc_health, tcp
 from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.dashboard import DashboardClient
@@ -74,6 +74,7 @@ class Gathered:
     ollama: dict[Address, Any] = field(default_factory=dict)
     dashboard: Any = None
     store: MetadataStore | None = None
+    handshakes: dict[Address, Any] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=dict)
@@ -123,6 +124,8 @@ class Scraper:
         self.failures = FailureLog()
         self.collectors = build_collectors(config)
         self.last: Gathered | None = None
+        self.handshakes: dict[Address, tuple[ggml_rpc.Handshake, float]] = {}
+        self.handshake_backoff: dict[Address, float] = {}
         self._lock = threading.Lock()
         self._in_flight: Future | None = None
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
@@ -189,6 +192,11 @@ class Scraper:
         coordinator_futures = {c.name: self.single.submit(("coordinator", c.name), c.read, g.deadline) for c in self.coordinators}
         ollama_futures = {n: self.single.submit(("ollama", n), self.ollama.read, n, g.deadline) for n in g.ollama_sources}
         dashboard_future = self.single.submit("dashboard", self.dashboard.read, g.deadline) if self.dashboard else None
+        if self._wants_handshakes(g):
+            # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
+            # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
+            wait(list(coordinator_futures.values()), timeout=max(0.0, (g.deadline - time.monotonic()) / 3))
+            g.coordinators.update({name: r for name, f in coordinator_futures.items() if (r := _result(f)) is not None})
         # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
         # deadline, and a worker that was never probed must not look like one that timed out.
         self._probe_rpc(g)
@@ -209,10 +217,38 @@ class Scraper:
         if g.dashboard is not None:
             g.durations["applications"] = g.dashboard.duration
 
+    def _wants_handshakes(self, g: Gathered) -> bool:
+        return self.config.rpc_backends.handshake == "idle" or any(t.probe == "ggml" for t in g.rpc_targets.values())
+
+    def _handshake_targets(self, g: Gathered) -> list[Address]:
+        """Workers to probe with the ggml handshake this scrape: opted in (probe: ggml), or with handshake: idle
+        every TCP-probed worker whose coordinators are all known to be down; none that is backing off."""
+        now = time.monotonic()
+        chosen = []
+        for address, target in g.rpc_targets.items():
+            if self.handshake_backoff.get(address, 0.0) > now:
+                continue
+            if target.probe == "ggml":
+                chosen.append(address)
+            elif target.probe == "tcp" and self.config.rpc_backends.handshake == "idle":
+                known = [g.coordinators.get(name) for name in target.coordinators]
+                if all(r is not None and r.state not in coordinator_source.UP_STATES for r in known):
+                    chosen.append(address)
+        return chosen
+
     def _probe_rpc(self, g: Gathered) -> None:
         started = time.monotonic()
         cfg = self.config.rpc_backends
-        tcp_targets = [a for a, t in g.rpc_targets.items() if t.probe == "tcp"]
+        deep = self._handshake_targets(g) if self._wants_handshakes(g) else []
+        handshakes = ggml_rpc.probe_all(deep, cfg.timeout, g.deadline)
+        for address, handshake in handshakes.items():
+            if handshake.outcome == ggml_rpc.BUSY:
+                self.handshake_backoff[address] = time.monotonic() + cfg.handshake_backoff
+            if handshake.version or handshake.devices:
+                self.handshakes[address] = (handshake, g.now)
+            g.rpc_results[address] = ProbeResult(handshake.outcome, handshake.duration, handshake.detail)
+        g.handshakes = {a: h for a, h in self.handshakes.items() if a in g.rpc_targets}
+        tcp_targets = [a for a, t in g.rpc_targets.items() if t.probe in ("tcp", "ggml") and a not in handshakes]
         grpc_targets = {a: (t.grpc_address, t.grpc_service) for a, t in g.rpc_targets.items() if t.probe == "grpc"}
         results = {}
         grpc_future = self._grpc_runner.submit(grpc_health.probe_all, list(grpc_targets.values()), cfg.timeout, g.deadline) if grpc_targets else None

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult
+from sollol_exporter.probes.ggml_rpc import incompatible, protocol_for_build
 
 REACHABLE, BUSY = "reachable", "busy"
 STATES = (REACHABLE, BUSY, SERVING, NOT_SERVING, REFUSED, UNREACHABLE, DNS_ERROR, ERROR)
@@ -73,7 +74,7 @@ def backend_targets(config: Config, coordinator_names: list[str], from_metadata:
         entry = static.get(address)
         if entry is not None and entry.probe:
             target.probe = entry.probe
-        if target.probe == "grpc":
+        if target.probe == "grpc":  # ggml targets fall back to tcp between handshakes
             grpc = entry.grpc if entry is not None and (entry.grpc.port or entry.grpc.service) else rpc.grpc
             port = grpc.port or rpc.grpc.port or DEFAULT_AGENT_PORT
             target.grpc_address = Address(address.host, port)
@@ -84,6 +85,8 @@ def backend_targets(config: Config, coordinator_names: list[str], from_metadata:
 def classify(result: ProbeResult, probe: str, coordinator_up: bool) -> str:
     if result.outcome == OK:
         return REACHABLE
+    if result.outcome == BUSY:  # the ggml handshake connected but HELLO got no reply: someone holds the worker
+        return BUSY
     if result.outcome == TIMEOUT:
         return BUSY if probe == "tcp" and coordinator_up else UNREACHABLE
     if result.outcome in STATES:
@@ -117,4 +120,36 @@ class RpcBackendsCollector:
             duration.add_metric([backend], result.duration)
             info.add_metric([backend, target.probe, ",".join(sorted(target.sources))], 1.0)
             target.state = current
-        return [up, state, duration, info]
+        return [up, state, duration, info, *self._handshakes(g)]
+
+    def _handshakes(self, g):
+        protocol = GaugeMetricFamily("sollol_rpc_backend_protocol_info", "RPC protocol version the worker reported in its last handshake; always 1.", labels=["backend", "version"])
+        devices = GaugeMetricFamily("sollol_rpc_backend_devices", "Devices the worker reported in its last handshake.", labels=["backend"])
+        free = GaugeMetricFamily("sollol_rpc_backend_device_memory_free_bytes", "Free memory per worker device (live since b6790; CPU devices report RAM).", labels=["backend", "device"])
+        total = GaugeMetricFamily("sollol_rpc_backend_device_memory_total_bytes", "Total memory per worker device.", labels=["backend", "device"])
+        when = GaugeMetricFamily("sollol_rpc_backend_handshake_timestamp_seconds", "When the worker last answered a handshake.", labels=["backend"])
+        skew = GaugeMetricFamily(
+            "sollol_rpc_backend_version_skew",
+            "1 if the coordinator's build speaks an RPC protocol that refuses this worker (other major, or older minor).",
+            labels=["backend", "coordinator"],
+        )
+        for address, (handshake, seen) in sorted(g.handshakes.items()):
+            backend = str(address)
+            protocol.add_metric([backend, handshake.version], 1.0)
+            devices.add_metric([backend], float(len(handshake.devices)))
+            for index, (device_free, device_total) in enumerate(handshake.devices):
+                free.add_metric([backend, str(index)], float(device_free))
+                total.add_metric([backend, str(index)], float(device_total))
+            when.add_metric([backend], seen)
+            worker = _version(handshake.version)
+            for name in sorted(g.rpc_targets[address].coordinators):
+                reading = g.coordinators.get(name)
+                expected = protocol_for_build(reading.build) if reading is not None and reading.build else None
+                if worker and expected:
+                    skew.add_metric([backend, name], 1.0 if incompatible(expected, worker) else 0.0)
+        return [protocol, devices, free, total, when, skew]
+
+
+def _version(text: str) -> tuple[int, int, int] | None:
+    parts = text.split(".")
+    return tuple(int(p) for p in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
