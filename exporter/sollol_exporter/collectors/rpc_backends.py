@@ -9,6 +9,8 @@ State rule (TCP connect-and-close, the default):
   name did not resolve                                       -> dns_error
 With the gRPC probe (node agent): SERVING -> serving, other statuses or unknown service -> not_serving,
 refused / unreachable / dns_error as above, any other gRPC error -> error. A gRPC timeout is unreachable.
+With the ggml handshake: answered -> reachable, connected but HELLO unanswered -> busy (then TCP only for
+handshake_backoff), a broken reply -> error. Between handshakes a ggml worker is probed like a TCP one.
 up = 1 for reachable, busy and serving.
 """
 
@@ -88,7 +90,7 @@ def classify(result: ProbeResult, probe: str, coordinator_up: bool) -> str:
     if result.outcome == BUSY:  # the ggml handshake connected but HELLO got no reply: someone holds the worker
         return BUSY
     if result.outcome == TIMEOUT:
-        return BUSY if probe == "tcp" and coordinator_up else UNREACHABLE
+        return BUSY if probe in ("tcp", "ggml") and coordinator_up else UNREACHABLE
     if result.outcome in STATES:
         return result.outcome
     return ERROR
