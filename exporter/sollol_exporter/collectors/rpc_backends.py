@@ -111,6 +111,11 @@ class RpcBackendsCollector:
             "sollol_rpc_backend_info", "How the worker is probed (tcp or grpc) and where it was found (config, metadata, registry); always 1.",
             labels=["backend", "probe", "source"],
         )
+        serves = GaugeMetricFamily(
+            "sollol_rpc_backend_coordinator_info",
+            "The coordinators each worker serves (from coordinators[].rpc_backends, else every configured one); always 1.",
+            labels=["backend", "coordinator"],
+        )
         coordinators_up = {name for name, reading in g.coordinators.items() if reading.state in ("ok", "loading", "stalled")}
         for address, target in sorted(g.rpc_targets.items()):
             result = g.rpc_results[address]
@@ -121,8 +126,10 @@ class RpcBackendsCollector:
                 state.add_metric([backend, each], 1.0 if each == current else 0.0)
             duration.add_metric([backend], result.duration)
             info.add_metric([backend, target.probe, ",".join(sorted(target.sources))], 1.0)
+            for coordinator in sorted(target.coordinators):
+                serves.add_metric([backend, coordinator], 1.0)
             target.state = current
-        return [up, state, duration, info, *self._handshakes(g)]
+        return [up, state, duration, info, serves, *self._handshakes(g)]
 
     def _handshakes(self, g):
         protocol = GaugeMetricFamily("sollol_rpc_backend_protocol_info", "RPC protocol version the worker reported in its last handshake; always 1.", labels=["backend", "version"])
