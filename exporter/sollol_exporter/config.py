@@ -128,8 +128,10 @@ def environment_defaults(env: typing.Mapping[str, str]) -> dict[str, Any]:
     host, port = env.get("SOLLOL_COORDINATOR_HOST"), env.get("SOLLOL_COORDINATOR_PORT")
     if host or port:
         partial["coordinators"] = [{"url": f"http://{host or 'localhost'}:{port or 18080}"}]
-    if env.get("SOLLOL_DASHBOARD_PORT"):
-        partial["dashboard"] = {"url": f"http://localhost:{env['SOLLOL_DASHBOARD_PORT']}"}
+    host, port = env.get("SOLLOL_DASHBOARD_HOST"), env.get("SOLLOL_DASHBOARD_PORT")
+    if host or port:
+        # SOLLOL_DASHBOARD_HOST is this exporter's own: SOLLOL assumes localhost, a container cannot.
+        partial["dashboard"] = {"url": f"http://{host or 'localhost'}:{port or 8080}"}
     return partial
 
 
