@@ -21,6 +21,25 @@ def redis_db(redis_server):
     redis_server.client.flushall()
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A random-weight GGUF model that llama-server loads in a fraction of a second."""
+    from tests.support import llama
+
+    return llama.write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.gguf")
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Two real rpc-server workers on loopback, stopped by PID afterwards."""
+    from tests.support import llama
+
+    started = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
+    yield started
+    for worker in started:
+        worker.stop()
+
+
 @pytest.fixture
 def ollama():
     server = ReplayServer(ollama_routes())

@@ -105,10 +105,8 @@ def test_the_agent_never_connects_to_the_worker(tmp_path, worker):
     assert "Accepted client connection" not in worker.read_log()
 
 
-def test_exporter_grpc_probe_through_the_agent_reports_a_busy_worker_as_up(tmp_path, redis_db):
-    workers = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
-    model = llama.write_tiny_model(tmp_path / "tiny.gguf")
-    coordinator = llama.start_llama_server(model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
+def test_exporter_grpc_probe_through_the_agent_reports_a_busy_worker_as_up(tmp_path, redis_db, workers, tiny_model):
+    coordinator = llama.start_llama_server(tiny_model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
     agent = AgentProcess([w.port for w in workers], tmp_path)
     static = [{"address": f"{LOOP}:{w.port}", "probe": "grpc", "grpc": {"port": agent.port}} for w in workers]
     config = base_config(redis_db.url, rpc_backends={"static": static, "discover": False, "timeout": "500ms"}, ollama={"discover": False})
@@ -125,5 +123,3 @@ def test_exporter_grpc_probe_through_the_agent_reports_a_busy_worker_as_up(tmp_p
         scraper.close()
         agent.stop()
         coordinator.stop()
-        for w in workers:
-            w.stop()

@@ -32,19 +32,6 @@ def scraper_for(tmp_path, redis_url, coordinator_port, workers, **overrides):
     return Scraper(make_config(tmp_path, config))
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return llama.write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.gguf")
-
-
-@pytest.fixture
-def workers(tmp_path):
-    started = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
-    yield started
-    for worker in started:
-        worker.stop()
-
-
 @pytest.fixture
 def coordinator(tmp_path, tiny_model, workers):
     proc = llama.start_llama_server(tiny_model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)

@@ -311,9 +311,8 @@ def _check(config: Config, marks: dict[tuple, int], where: str) -> None:
         _fail(where, marks, ("dashboard", "url"), "must start with http:// or https://")
     if config.scrape.timeout <= config.scrape.timeout_margin:
         _fail(where, marks, ("scrape", "timeout"), "must be longer than scrape.timeout_margin")
-    for section, path in ((config.rpc_backends, ("rpc_backends", "max_concurrency")),):
-        if section.max_concurrency < 1:
-            _fail(where, marks, path, "must be at least 1")
+    if config.rpc_backends.max_concurrency < 1:
+        _fail(where, marks, ("rpc_backends", "max_concurrency"), "must be at least 1")
 
 
 def _address(value: str, default_port: int, path: tuple, marks, where: str) -> None:

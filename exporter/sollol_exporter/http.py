@@ -6,6 +6,7 @@ import gzip
 import html
 import json
 import logging
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,7 +190,5 @@ def parse_listen_address(value: str) -> tuple[str, int]:
 def serve(state: State, listen: str) -> Server:
     host, port = parse_listen_address(listen)
     handler = type("BoundHandler", (Handler,), {"state": state})
-    if ":" in host:
-        Server.address_family = __import__("socket").AF_INET6
-    server = Server((host, port), handler)
-    return server
+    server_class = type("Server6", (Server,), {"address_family": socket.AF_INET6}) if ":" in host else Server
+    return server_class((host, port), handler)

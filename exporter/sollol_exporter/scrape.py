@@ -175,7 +175,7 @@ class Scraper:
             g.fail("routing", g.redis.routing_error)
         g.durations["redis"] = time.monotonic() - started
 
-    def _ollama_targets(self, g: Gathered) -> dict[Address, set[str]]:
+    def _ollama_targets(self) -> dict[Address, set[str]]:
         targets: dict[Address, set[str]] = {}
         for node in self.config.ollama.nodes:
             targets.setdefault(parse_address(node, 11434), set()).add("config")
@@ -188,7 +188,7 @@ class Scraper:
         started = time.monotonic()
         names = [c.name for c in self.coordinators]
         g.rpc_targets = backend_targets(self.config, names, self.store.rpc_backends(), g.redis.rpc_nodes.keys(), g)
-        g.ollama_sources = self._ollama_targets(g)
+        g.ollama_sources = self._ollama_targets()
         coordinator_futures = {c.name: self.single.submit(("coordinator", c.name), c.read, g.deadline) for c in self.coordinators}
         ollama_futures = {n: self.single.submit(("ollama", n), self.ollama.read, n, g.deadline) for n in g.ollama_sources}
         dashboard_future = self.single.submit("dashboard", self.dashboard.read, g.deadline) if self.dashboard else None

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.llama
 LOOP = "127.0.0.1"
 
 
-@pytest.fixture
-def workers(tmp_path):
-    started = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
-    yield started
-    for worker in started:
-        worker.stop()
-
-
 def build(tmp_path, redis_db, coordinator_url, workers, rpc):
     config = base_config(
         redis_db.url,
@@ -35,7 +27,7 @@ def build(tmp_path, redis_db, coordinator_url, workers, rpc):
     return Scraper(make_config(tmp_path, config))
 
 
-def test_idle_workers_get_a_handshake_and_held_ones_do_not(tmp_path, redis_db, workers):
+def test_idle_workers_get_a_handshake_and_held_ones_do_not(tmp_path, redis_db, workers, tiny_model):
     port = llama.free_port()
     scraper = build(tmp_path, redis_db, f"http://{LOOP}:{port}", workers, {"handshake": "idle"})
     try:
@@ -48,8 +40,7 @@ def test_idle_workers_get_a_handshake_and_held_ones_do_not(tmp_path, redis_db, w
             assert value(s, "sollol_rpc_backend_device_memory_total_bytes", backend=backend, device="0") > 0
             assert one_hot(s, "sollol_rpc_backend_state", backend=backend) == "reachable"
         stamps = series(s, "sollol_rpc_backend_handshake_timestamp_seconds")
-        model = llama.write_tiny_model(tmp_path / "tiny.gguf")
-        coordinator = llama.start_llama_server(model, port=port, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
+        coordinator = llama.start_llama_server(tiny_model, port=port, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
         try:
             time.sleep(1.1)
             for _ in range(5):
@@ -67,9 +58,8 @@ def test_idle_workers_get_a_handshake_and_held_ones_do_not(tmp_path, redis_db, w
         scraper.close()
 
 
-def test_opted_in_busy_worker_is_busy_then_backed_off(tmp_path, redis_db, workers):
-    model = llama.write_tiny_model(tmp_path / "tiny.gguf")
-    coordinator = llama.start_llama_server(model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
+def test_opted_in_busy_worker_is_busy_then_backed_off(tmp_path, redis_db, workers, tiny_model):
+    coordinator = llama.start_llama_server(tiny_model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
     static = [{"address": f"{LOOP}:{workers[0].port}", "probe": "ggml"}]
     scraper = build(tmp_path, redis_db, f"http://{LOOP}:{coordinator.port}", workers, {"static": static})
     target = Address(LOOP, workers[0].port)

@@ -43,7 +43,7 @@ def substitute(expr: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory, redis_server):
+def populated(tmp_path_factory, redis_server, tiny_model):
     tmp = tmp_path_factory.mktemp("cluster")
     redis_server.client.flushall()
     started, stop = [], threading.Event()
@@ -51,8 +51,7 @@ def populated(tmp_path_factory, redis_server):
         workers = [llama.start_rpc_server(log_dir=tmp) for _ in range(2)]
         idle_worker = llama.start_rpc_server(log_dir=tmp)
         started += [*workers, idle_worker]
-        model = llama.write_tiny_model(tmp / "tiny.gguf")
-        coordinator = llama.start_llama_server(model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp)
+        coordinator = llama.start_llama_server(tiny_model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp)
         started.append(coordinator)
         ollama = ReplayServer(ollama_routes())
         dashboard = ReplayServer(dashboard_routes())

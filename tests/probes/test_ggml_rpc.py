@@ -20,19 +20,6 @@ LOOP = "127.0.0.1"
 MIB = 1_048_576
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return llama.write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.gguf")
-
-
-@pytest.fixture
-def workers(tmp_path):
-    started = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
-    yield started
-    for worker in started:
-        worker.stop()
-
-
 def start_coordinator(model, workers, tmp_path, **kwargs):
     return llama.start_llama_server(model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path, **kwargs)
 

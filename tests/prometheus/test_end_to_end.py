@@ -19,13 +19,12 @@ pytestmark = pytest.mark.llama
 LOOP = "127.0.0.1"
 
 
-def test_a_killed_worker_pages_once_and_resolves_when_it_is_back(tmp_path, redis_db):
+def test_a_killed_worker_pages_once_and_resolves_when_it_is_back(tmp_path, redis_db, tiny_model):
     started = []
     try:
         workers = [llama.start_rpc_server(log_dir=tmp_path) for _ in range(2)]
         started += workers
-        model = llama.write_tiny_model(tmp_path / "tiny.gguf")
-        coordinator = llama.start_llama_server(model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
+        coordinator = llama.start_llama_server(tiny_model, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path)
         started.append(coordinator)
         config = base_config(
             redis_db.url,

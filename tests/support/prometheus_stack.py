@@ -43,7 +43,22 @@ def copy_rules(target: Path, for_duration: str) -> list[str]:
     return files
 
 
-class Alertmanager:
+class _Server:
+    url: str
+    process: subprocess.Popen
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.log.close()
+
+
+class Alertmanager(_Server):
     def __init__(self, workdir: Path, webhook_url: str):
         self.port = free_port()
         config = yaml.safe_load((PROMETHEUS_DIR / "alertmanager" / "alertmanager.yml").read_text())
@@ -66,18 +81,8 @@ class Alertmanager:
         )
         wait_for(self._ready, 30, what="alertmanager start")
 
-    def _ready(self) -> bool:
-        try:
-            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
 
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.log.close()
-
-
-class Prometheus:
+class Prometheus(_Server):
     def __init__(self, workdir: Path, exporter_address: str, alertmanager_address: str, scrape_interval: str = "2s",
                  for_duration: str = "4s"):
         self.port = free_port()
@@ -101,17 +106,7 @@ class Prometheus:
         )
         wait_for(self._ready, 30, what="prometheus start")
 
-    def _ready(self) -> bool:
-        try:
-            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
     def query(self, expr: str) -> list[dict]:
         reply = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10).json()
         assert reply["status"] == "success", reply
         return reply["data"]["result"]
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.log.close()
