@@ -162,7 +162,7 @@ class Scraper:
         elif g.redis.metadata is not None and g.redis.metadata.error:
             g.fail("metadata", f"sollol:router:metadata: {g.redis.metadata.error}")
             g.metadata = metadata_model.Current(True, g.redis.metadata_ttl, "invalid", error=g.redis.metadata.error)
-        elif g.redis.up:
+        else:
             raw = g.redis.metadata.raw if g.redis.metadata else None
             try:
                 g.metadata = self.store.update(raw, g.redis.metadata_ttl, g.now)
@@ -247,7 +247,10 @@ class Scraper:
             if handshake.version or handshake.devices:
                 self.handshakes[address] = (handshake, g.now)
             g.rpc_results[address] = ProbeResult(handshake.outcome, handshake.duration, handshake.detail)
-        g.handshakes = {a: h for a, h in self.handshakes.items() if a in g.rpc_targets}
+        for table in (self.handshakes, self.handshake_backoff):
+            for address in [a for a in table if a not in g.rpc_targets]:
+                del table[address]  # a worker no longer named anywhere
+        g.handshakes = dict(self.handshakes)
         tcp_targets = [a for a, t in g.rpc_targets.items() if t.probe in ("tcp", "ggml") and a not in handshakes]
         grpc_targets = {a: (t.grpc_address, t.grpc_service) for a, t in g.rpc_targets.items() if t.probe == "grpc"}
         results = {}
