@@ -7,6 +7,7 @@ tiny random-weight GGUF written here.
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 
@@ -14,8 +15,8 @@ import pytest
 
 from sollol_exporter.scrape import Scraper
 from tests.support import llama
-from tests.support.collect import base_config, collect, make_config
-from tests.support.exporter import one_hot, value
+from tests.support.collect import base_config, collect, make_config, text_of
+from tests.support.exporter import one_hot, parse, value
 
 pytestmark = pytest.mark.llama
 LOOP = "127.0.0.1"
@@ -43,7 +44,10 @@ def test_coordinator_metrics_are_reexposed_without_colons(tmp_path, redis_db, co
     scraper = scraper_for(tmp_path, redis_db.url, coordinator.port, workers)
     try:
         llama.chat(coordinator.port, "hello", max_tokens=8)
-        s = collect(scraper)
+        text = text_of(scraper)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        s = parse(text)
         assert one_hot(s, "sollol_coordinator_state", coordinator="main") == "ok"
         assert value(s, "sollol_coordinator_metrics_enabled", coordinator="main") == 1
         assert value(s, "sollol_coordinator_build_info", coordinator="main", build="b0-unknown") == 1
