@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import grpc
 import pytest
@@ -72,8 +73,11 @@ def test_serving_while_the_worker_runs_and_not_serving_once_it_dies(tmp_path, wo
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         wait_for(lambda: seen == [SERVING], 5, what="first Watch message")
+        time.sleep(1.0)  # five checks of an unchanged worker: nothing more is streamed
+        assert seen == [SERVING]
         worker.stop(signal.SIGKILL)
         wait_for(lambda: NOT_SERVING in seen, 2, what="Watch reporting the dead worker")
+        assert seen == [SERVING, NOT_SERVING]
         assert agent.check(f"rpc-server:{worker.port}") == NOT_SERVING
         stream.cancel()
         reader.join(5)

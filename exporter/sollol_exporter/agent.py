@@ -42,16 +42,22 @@ class Agent:
             raise OSError(f"cannot listen on {listen}")
         self._stop = threading.Event()
         self._states: dict[int, bool] = {}
+        self._overall: bool | None = None
         self.update()
 
     def update(self) -> None:
+        # The reference servicer sends every set() to every Watch stream: set only on change, so that Watch
+        # clients see changes, not a heartbeat.
         for port in self.ports:
             up, why = self.check(port)
             if self._states.get(port) != up:
                 log.info("worker state", extra=fields(port=port, serving=up, reason=why))
-            self._states[port] = up
-            self.servicer.set(service_name(port), SERVING if up else NOT_SERVING)
-        self.servicer.set("", SERVING if all(self._states.values()) else NOT_SERVING)
+                self._states[port] = up
+                self.servicer.set(service_name(port), SERVING if up else NOT_SERVING)
+        overall = all(self._states.values())
+        if self._overall != overall:
+            self._overall = overall
+            self.servicer.set("", SERVING if overall else NOT_SERVING)
 
     def start(self) -> None:
         self.server.start()
