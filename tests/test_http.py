@@ -104,7 +104,7 @@ def test_concurrent_scrapes_read_a_coordinator_once(start_exporter, redis_db):
 
 
 def test_failures_are_logged_once_not_every_scrape(start_exporter, redis_db):
-    exporter = start_exporter(base_config(f"redis://127.0.0.1:1/0", ollama={"discover": False}))
+    exporter = start_exporter(base_config("redis://127.0.0.1:1/0", ollama={"discover": False}))
     for _ in range(3):
         samples = exporter.scrape()
         assert value(samples, "sollol_redis_up") == 0

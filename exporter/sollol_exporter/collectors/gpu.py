@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily
 
 from sollol_exporter.labels import sanitize
-from sollol_exporter.values import BadValue, decode_json, items, mapping, number, text
+from sollol_exporter.values import BadValue, decode_json, items, number, text
 
 MIB = 1_048_576
 

@@ -119,7 +119,7 @@ def probe_all(
                 sock = key.fileobj
                 finish(sock, *_outcome(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
             now = time.monotonic()
-            for sock, (address, started) in list(in_flight.items()):
+            for sock, (_, started) in list(in_flight.items()):
                 if now >= started + timeout or now >= deadline:
                     finish(sock, TIMEOUT, "connect timed out")
     finally:
