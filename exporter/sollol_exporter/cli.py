@@ -9,7 +9,8 @@ import sys
 import threading
 
 from sollol_exporter import __version__, agent, config, logs
-from sollol_exporter.http import State, serve
+from sollol_exporter.app import State
+from sollol_exporter.http import serve
 
 log = logging.getLogger("sollol_exporter")
 DEFAULT_LISTEN = ":9877"
@@ -89,5 +90,5 @@ def main(argv: list[str] | None = None) -> int:
     log.info("stopping")
     server.shutdown()
     server.server_close()
-    state.scraper.close()
+    state.close()
     return 0

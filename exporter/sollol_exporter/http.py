@@ -7,67 +7,17 @@ import html
 import json
 import logging
 import socket
-import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from sollol_exporter import __version__
-from sollol_exporter.config import Config, summary
+from sollol_exporter.app import State
+from sollol_exporter.config import Config
 from sollol_exporter.logs import fields
-from sollol_exporter.scrape import Scraper
 
 log = logging.getLogger(__name__)
 MIN_BUDGET = 0.1
-
-
-class State:
-    """What the server serves from; swapped whole on reload."""
-
-    def __init__(self, config: Config, config_path: str | None):
-        self.config = config
-        self.config_path = config_path
-        self.scraper = Scraper(config)
-        self.reload_ok = 1.0
-        self.reload_time = time.time()
-        self.lock = threading.Lock()
-
-    def reload(self, load) -> bool:
-        try:
-            config = load(self.config_path)
-        except Exception as err:  # ConfigError or anything else: keep serving the old config
-            self.reload_ok = 0.0
-            log.error("config reload failed, keeping the previous config", extra=fields(error=str(err)))
-            return False
-        with self.lock:
-            old, self.scraper, self.config = self.scraper, Scraper(config), config
-            self.reload_ok, self.reload_time = 1.0, time.time()
-        old.close()
-        log.info("config reloaded", extra=fields(file=self.config_path or "(none)"))
-        return True
-
-    def families(self, budget: float) -> list:
-        with self.lock:
-            scraper = self.scraper
-        try:
-            families = scraper.collect(budget)
-        except Exception:
-            log.error("collection failed", exc_info=True)
-            families = [GaugeMetricFamily("sollol_exporter_collection_error", "1 if the whole collection failed this scrape.", value=1.0)]
-        reload_ok = GaugeMetricFamily("sollol_exporter_config_last_reload_successful", "1 if the last config (re)load worked.", value=self.reload_ok)
-        reload_time = GaugeMetricFamily(
-            "sollol_exporter_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.", value=self.reload_time
-        )
-        own = []
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            try:
-                own.extend(collector.collect())
-            except Exception:  # process metrics are a bonus; never fail a scrape for them
-                pass
-        return [*families, reload_ok, reload_time, *own]
 
 
 class _Families:
@@ -135,25 +85,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _landing(self) -> str:
         state = self.state
-        last = state.scraper.last
-        rows = []
-        if last is not None:
-            for name, reading in sorted(last.coordinators.items()):
-                rows.append(("coordinator", name, reading.state, reading.duration, reading.detail))
-            for address, target in sorted(last.rpc_targets.items()):
-                result = last.rpc_results.get(address)
-                rows.append(("rpc backend", str(address), target.state, result.duration if result else 0.0, result.detail if result else ""))
-            for address, reading in sorted(last.ollama.items()):
-                rows.append(("ollama node", str(address), "up" if reading.up else "down", reading.duration, reading.detail))
-            if last.dashboard is not None:
-                rows.append(("dashboard", state.config.dashboard.url, "up" if last.dashboard.up else "down", last.dashboard.duration, last.dashboard.detail))
-            rows.append(("redis", "", "up" if last.redis.up else "down", last.durations.get("redis", 0.0), last.redis.error))
         table = "".join(
-            f"<tr><td>{html.escape(kind)}</td><td>{html.escape(name)}</td><td>{html.escape(status)}</td>"
-            f"<td>{seconds * 1000:.1f} ms</td><td>{html.escape(detail)}</td></tr>"
-            for kind, name, status, seconds, detail in rows
+            f"<tr><td>{html.escape(row.kind)}</td><td>{html.escape(row.name)}</td><td>{html.escape(row.status)}</td>"
+            f"<td>{row.seconds * 1000:.1f} ms</td><td>{html.escape(row.detail)}</td></tr>"
+            for row in state.target_rows()
         ) or "<tr><td colspan=5>No scrape yet: open <a href='/metrics'>/metrics</a>.</td></tr>"
-        config = html.escape(json.dumps(summary(state.config), indent=2))
+        config = html.escape(json.dumps(state.config_summary(), indent=2))
         return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>SOLLOL exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:left}}</style></head>

@@ -1,0 +1,100 @@
+"""What the web layer serves from: the config in force, the scraper built from it, and the reload status.
+
+Swapped whole on reload except for what SOLLOL told us, which lives in the scraper's cluster state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+from prometheus_client.core import GaugeMetricFamily
+
+from sollol_exporter.config import Config, summary
+from sollol_exporter.logs import fields
+from sollol_exporter.scrape import Scraper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One line of the landing page's table."""
+
+    kind: str
+    name: str
+    status: str
+    seconds: float
+    detail: str
+
+
+class State:
+    def __init__(self, config: Config, config_path: str | None):
+        self.config = config
+        self.config_path = config_path
+        self.scraper = Scraper(config)
+        self.reload_ok = 1.0
+        self.reload_time = time.time()
+        self.lock = threading.Lock()
+
+    def reload(self, load) -> bool:
+        try:
+            config = load(self.config_path)
+        except Exception as err:  # ConfigError or anything else: keep serving the old config
+            self.reload_ok = 0.0
+            log.error("config reload failed, keeping the previous config", extra=fields(error=str(err)))
+            return False
+        with self.lock:
+            old, self.scraper, self.config = self.scraper, Scraper(config), config
+            self.reload_ok, self.reload_time = 1.0, time.time()
+        old.close()
+        log.info("config reloaded", extra=fields(file=self.config_path or "(none)"))
+        return True
+
+    def close(self) -> None:
+        self.scraper.close()
+
+    def families(self, budget: float) -> list:
+        with self.lock:
+            scraper = self.scraper
+        try:
+            families = scraper.collect(budget)
+        except Exception:
+            log.error("collection failed", exc_info=True)
+            families = [GaugeMetricFamily("sollol_exporter_collection_error", "1 if the whole collection failed this scrape.", value=1.0)]
+        reload_ok = GaugeMetricFamily("sollol_exporter_config_last_reload_successful", "1 if the last config (re)load worked.", value=self.reload_ok)
+        reload_time = GaugeMetricFamily(
+            "sollol_exporter_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.", value=self.reload_time
+        )
+        own = []
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            try:
+                own.extend(collector.collect())
+            except Exception:  # process metrics are a bonus; never fail a scrape for them
+                pass
+        return [*families, reload_ok, reload_time, *own]
+
+    def config_summary(self) -> dict:
+        """The config in force, secrets masked, for the landing page."""
+        return summary(self.config)
+
+    def target_rows(self) -> list[TargetRow]:
+        """The last probe of every target, for the landing page; empty before the first scrape."""
+        last = self.scraper.last
+        if last is None:
+            return []
+        rows = []
+        for name, reading in sorted(last.coordinators.items()):
+            rows.append(TargetRow("coordinator", name, reading.state, reading.duration, reading.detail))
+        for address, target in sorted(last.rpc_targets.items()):
+            result = last.rpc_results.get(address)
+            rows.append(TargetRow("rpc backend", str(address), target.state, result.duration if result else 0.0, result.detail if result else ""))
+        for address, reading in sorted(last.ollama.items()):
+            rows.append(TargetRow("ollama node", str(address), "up" if reading.up else "down", reading.duration, reading.detail))
+        if last.dashboard is not None:
+            rows.append(TargetRow("dashboard", self.config_summary()["dashboard"]["url"], "up" if last.dashboard.up else "down", last.dashboard.duration, last.dashboard.detail))
+        rows.append(TargetRow("redis", "", "up" if last.redis.up else "down", last.durations.get("redis", 0.0), last.redis.error))
+        return rows
