@@ -2,12 +2,16 @@
 
 Every setting has a default, so an empty file (or none) monitors a default SOLLOL install on localhost.
 Errors name the key and the line: `config.yml:12: coordinators[0].timout: unknown key (did you mean 'timeout'?)`.
+Whatever the file holds (any bytes, any YAML), loading ends in a Config or a ConfigError, never another exception,
+and no error message carries a secret.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
+import math
 import os
 import re
 import types
@@ -15,8 +19,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import redis
 import yaml
 
+from sollol_exporter import redact
 from sollol_exporter.labels import parse_address
 
 
@@ -24,12 +30,25 @@ class ConfigError(Exception):
     """A configuration problem, with the place it was found."""
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_FILE_BYTES = 1_048_576
+MAX_DEPTH = 32
+MAX_NODES = 50_000
+# Aliases are handy for repeating a setting, but each use is a copy: bounded, a few lines cannot expand to millions.
+MAX_ALIAS_VALUES = 10_000
+MAX_INT = 2**63 - 1
+MAX_SHOWN = 60  # characters of a bad value echoed in an error
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_UNITS = {"y": 365 * 86400.0, "w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Prometheus' model.ParseDuration: units in this order, each at most once ("1h30m", "1m30s", "1d"), plus decimals.
+_DURATION = re.compile(
+    "^" + "".join(f"(?:(?P<{unit}>{_NUMBER}){'m(?!s)' if unit == 'm' else unit})?" for unit in _UNITS) + "$"
+)
+MAX_DURATION = (2**63 - 1) / 1e9  # Prometheus durations are int64 nanoseconds: about 292 years
 
 
 def duration(default: float) -> Any:
-    """A field holding seconds, written as a number or a Prometheus-style duration ("500ms", "2s", "5m")."""
+    """A field holding seconds, written as a number or a Prometheus duration ("500ms", "2s", "1m30s", "1d")."""
     return field(default=default, metadata={"duration": True})
 
 
@@ -120,6 +139,30 @@ class Config:
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
 
 
+def parse_duration(value: Any) -> float:
+    """Seconds, from a number or a Prometheus duration string; ValueError with the reason otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _duration_text(value.strip())
+    else:
+        raise ValueError("not a duration")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION:
+        raise ValueError("duration out of range")
+    return seconds
+
+
+def _duration_text(text: str) -> float:
+    if text == "0":
+        return 0.0
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError("not a duration")
+    return sum(float(number) * _UNITS[unit] for unit, number in match.groupdict().items() if number is not None)
+
+
 def environment_defaults(env: typing.Mapping[str, str]) -> dict[str, Any]:
     """SOLLOL's own variables, as a partial config that the file overrides."""
     partial: dict[str, Any] = {}
@@ -135,66 +178,186 @@ def environment_defaults(env: typing.Mapping[str, str]) -> dict[str, Any]:
     return partial
 
 
+@dataclass
+class _Source:
+    """Where values came from: the file's name, the line of each path, and the text of each plain scalar."""
+
+    where: str
+    lines: dict[tuple, int] = field(default_factory=dict)
+    texts: dict[tuple, str] = field(default_factory=dict)
+
+
 def load(path: str | None, env: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file (None: defaults plus environment)."""
     env = os.environ if env is None else env
+    where = os.path.basename(path) if path else "config"
+    try:
+        return _load(path, env, where)
+    except ConfigError as err:
+        raise ConfigError(redact.text(str(err))) from None
+    except Exception as err:  # a bug in here must still end as one clear line, and may not echo a value
+        raise ConfigError(f"{where}: cannot load the configuration ({type(err).__name__})") from None
+
+
+def _load(path: str | None, env: typing.Mapping[str, str], where: str) -> Config:
+    source = _Source(where)
     raw: dict[str, Any] = {}
-    marks: dict[tuple, int] = {}
-    where = "config"
     if path:
-        where = os.path.basename(path)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
-        raw, marks = parse_yaml(text, where)
+        raw = parse_yaml(_read_text(path, where), source)
     merged = _merge(environment_defaults(env), raw)
-    config = _build(Config, merged, (), marks, where)
-    _check(config, marks, where)
+    _register_secrets(merged, (), source)
+    config = _build(Config, merged, (), source)
+    _check(config, source)
     return config
 
 
-def parse_yaml(text: str, where: str) -> tuple[dict[str, Any], dict[tuple, int]]:
+def _read_text(path: str, where: str) -> str:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or type(err).__name__}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes, which no config needs; is this the right file?")
+    return _decode(data, where)
+
+
+def _decode(data: bytes, where: str) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError(f"{where}:1: the file is UTF-16; save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{where}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, what: str):
+        super().__init__(what)
+        self.line, self.what = line, what
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing past MAX_DEPTH levels or MAX_NODES nodes (PyYAML composes recursively)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent, index):
+        line = self.peek_event().start_mark.line + 1
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Refused(line, f"more than {MAX_NODES} YAML nodes, which no config needs")
+        if self.depth >= MAX_DEPTH:
+            raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def parse_yaml(text: str, source: _Source) -> dict[str, Any]:
+    """The file as plain dicts, lists and scalars; the line of every path is recorded in `source`."""
+    where = source.where
+    try:
+        node, value = _compose_and_expand(text, source)
+    except _Refused as refused:
+        raise ConfigError(f"{where}:{refused.line}: {refused.what}") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise ConfigError(f"{where}:{line}: character U+{err.character:04X} is not allowed in YAML") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{where}{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}{line}: invalid YAML: {_yaml_problem(err)}") from None
     if node is None:
-        return {}, {}
-    marks: dict[tuple, int] = {}
-    value = _plain(node, (), marks, where)
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}:{node.start_mark.line + 1}: the top level must be a mapping")
-    return value, marks
+    return value
 
 
-def _plain(node: yaml.Node, path: tuple, marks: dict[tuple, int], where: str) -> Any:
-    marks[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: keys must be plain names")
-            if key in result:
-                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
-            result[key] = _plain(value_node, path + (key,), marks, where)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (index,), marks, where) for index, item in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node: yaml.ScalarNode) -> Any:
-    loader = yaml.SafeLoader("")
+def _compose_and_expand(text: str, source: _Source) -> tuple[yaml.Node | None, Any]:
+    loader = _BoundedLoader(text)  # checks every character first: may raise ReaderError
     try:
-        return loader.construct_object(node, deep=True)
+        node = loader.get_single_node()
+        return node, (None if node is None else _Expander(loader, source).plain(node, ()))
     finally:
         loader.dispose()
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None) or type(err).__name__
+    context = getattr(err, "context", None)
+    if context and problem == "second occurrence":  # "found duplicate anchor 'x'; first occurrence"
+        return context.partition(";")[0]
+    return f"{context}, {problem}" if context else problem
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Expander:
+    """Turns composed nodes into plain values, following aliases within a budget and refusing cycles."""
+
+    def __init__(self, loader: yaml.SafeLoader, source: _Source):
+        self.loader = loader
+        self.source = source
+        self.remaining = loader.nodes + MAX_ALIAS_VALUES  # without aliases every node is visited exactly once
+        self.open: set[int] = set()
+
+    def plain(self, node: yaml.Node, path: tuple) -> Any:
+        line = node.start_mark.line + 1
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise _Refused(line, f"YAML aliases expand to more than {MAX_ALIAS_VALUES} values; refusing (an alias bomb?)")
+        if id(node) in self.open:
+            raise _Refused(line, f"{_dotted(path)}: a YAML alias refers to a value that contains it")
+        if len(path) > MAX_DEPTH:
+            raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
+        self.source.lines[path] = line
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            return [self.plain(item, path + (index,)) for index, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: tuple) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused(line, f"{_dotted(path)}: merge keys (<<) are not supported; use an alias for the whole value")
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(line, "keys must be plain names")
+            key = key_node.value
+            if key in result:
+                raise _Refused(line, f"{_dotted(path + (key,))}: duplicate key")
+            result[key] = self.plain(value_node, path + (key,))
+        return result
+
+    def scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        if node.style is None:
+            self.source.texts[path] = node.value
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "cannot read the value"
+            raise _Refused(node.start_mark.line + 1, f"{_dotted(path)}: {problem}") from None
+        except (ValueError, TypeError, OverflowError):
+            kind = node.tag.rpartition(":")[2]
+            raise _Refused(node.start_mark.line + 1, f"{_dotted(path)}: cannot read this {kind} value (malformed or too long)") from None
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -207,6 +370,39 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _register_secrets(value: Any, path: tuple, source: _Source) -> None:
+    """Tell the redactor every secret the config holds, before anything can fail and echo one."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _register_secrets(item, path + (key,), source)
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _register_secrets(item, path + (index,), source)
+        return
+    name = str(path[-1]) if path else ""
+    if isinstance(value, str):
+        for secret in redact.secrets_in_url(value):
+            redact.register(secret)
+    if redact.is_secret_name(name) and isinstance(value, (str, int, float)):
+        redact.register(source.texts.get(path, str(value)))
+    if name.endswith("_file") and redact.is_secret_name(name.removesuffix("_file")) and isinstance(value, str):
+        _register_file_secret(value)
+
+
+def _register_file_secret(path: str) -> None:
+    """The content of a key file, if it is readable now; the file is read again, and checked, when used."""
+    try:
+        expanded = os.path.expanduser(path)
+        if not os.path.isfile(expanded):  # never block on a FIFO or read a device
+            return
+        with open(expanded, "rb") as handle:
+            content = handle.read(65536)
+    except (OSError, ValueError):
+        return
+    redact.register(content.decode("utf-8", "replace").strip())
+
+
 def _dotted(path: tuple) -> str:
     text = ""
     for part in path:
@@ -214,112 +410,182 @@ def _dotted(path: tuple) -> str:
     return text or "top level"
 
 
-def _fail(where: str, marks: dict[tuple, int], path: tuple, message: str) -> typing.NoReturn:
+def _shown(value: Any) -> str:
+    """A bad value for an error message: short, and never a whole pasted blob."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def _fail(source: _Source, path: tuple, message: str) -> typing.NoReturn:
     probe = path
-    while probe not in marks and probe:
+    while probe not in source.lines and probe:
         probe = probe[:-1]
-    line = f":{marks[probe]}" if probe in marks else ""
-    raise ConfigError(f"{where}{line}: {_dotted(path)}: {message}")
+    line = f":{source.lines[probe]}" if probe in source.lines else ""
+    raise ConfigError(f"{source.where}{line}: {_dotted(path)}: {message}")
 
 
-def _build(cls: type, value: Any, path: tuple, marks: dict[tuple, int], where: str) -> Any:
+def _build(cls: type, value: Any, path: tuple, source: _Source) -> Any:
     if not isinstance(value, dict):
-        _fail(where, marks, path, f"expected a mapping, got {type(value).__name__}")
+        _fail(source, path, f"expected a mapping, got {type(value).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in value:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(where, marks, path + (key,), f"unknown key{hint}")
+            _fail(source, path + (key,), f"unknown key{hint}")
     kwargs = {}
     for name, spec in known.items():
         if name in value:
-            kwargs[name] = _convert(hints[name], spec, value[name], path + (name,), marks, where)
+            kwargs[name] = _convert(hints[name], spec, value[name], path + (name,), source)
     return cls(**kwargs)
 
 
-def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple, marks, where: str) -> Any:
+def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple, source: _Source) -> Any:
     origin = typing.get_origin(hint)
     if spec is not None and spec.metadata.get("duration"):
-        return _duration(value, path, marks, where)
+        return _duration(value, path, source)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, marks, where)
+        return _build(hint, value, path, source)
     if origin is list:
         if not isinstance(value, list):
-            _fail(where, marks, path, f"expected a list, got {type(value).__name__}")
+            _fail(source, path, f"expected a list, got {type(value).__name__}")
         (item,) = typing.get_args(hint)
-        return [_convert(item, None, element, path + (index,), marks, where) for index, element in enumerate(value)]
+        return [_convert(item, None, element, path + (index,), source) for index, element in enumerate(value)]
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
             shown = ", ".join(repr(c) for c in choices if c)
-            _fail(where, marks, path, f"must be one of {shown}, got {value!r}")
+            _fail(source, path, f"must be one of {shown}, got {_shown(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         raise TypeError("unions are not used in the config schema")
     if hint is bool:
         if not isinstance(value, bool):
-            _fail(where, marks, path, f"expected true or false, got {value!r}")
+            _fail(source, path, f"expected true or false, got {_shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            _fail(where, marks, path, f"expected a whole number >= 0, got {value!r}")
+            _fail(source, path, f"expected a whole number >= 0, got {_shown(value)}")
+        if value > MAX_INT:
+            _fail(source, path, f"too large (at most {MAX_INT})")
         return value
     if hint is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            _fail(where, marks, path, f"expected a string, got {type(value).__name__}")
-        return value
+        return _string(value, path, source)
     raise TypeError(f"unsupported config type {hint!r}")
 
 
-def _duration(value: Any, path: tuple, marks, where: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    _fail(where, marks, path, f"expected a duration such as 500ms, 2s, 5m or 1h, got {value!r}")
+def _string(value: Any, path: tuple, source: _Source) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # As written: `api_key: 0123` is the text 0123, not the octal number 83.
+        value = source.texts.get(path, str(value))
+    if not isinstance(value, str):
+        _fail(source, path, f"expected a string, got {type(value).__name__}")
+    return value
 
 
-def _check(config: Config, marks: dict[tuple, int], where: str) -> None:
-    """Rules that span fields: URLs and addresses that parse, sane timeouts."""
-    if not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        _fail(where, marks, ("redis", "url"), "must start with redis://, rediss:// or unix://")
+def _duration(value: Any, path: tuple, source: _Source) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        if str(err) == "duration out of range":
+            _fail(source, path, f"duration out of range (0 to about 292y), got {_shown(value)}")
+        _fail(source, path, f"expected a duration such as 500ms, 30s, 1m30s, 2h or 1d, got {_shown(value)}")
+
+
+def _check(config: Config, source: _Source) -> None:
+    """Rules that span fields, and everything start-up would refuse: URLs and addresses that parse, sane timeouts."""
+    _check_redis_url(config.redis, source)
     names = set()
     for index, coordinator in enumerate(config.coordinators):
         path = ("coordinators", index)
-        if not coordinator.url.startswith(("http://", "https://")):
-            _fail(where, marks, path + ("url",), "must start with http:// or https://")
-        _address(coordinator.url, 80, path + ("url",), marks, where)
+        _check_http_url(coordinator.url, path + ("url",), source)
         for position, backend in enumerate(coordinator.rpc_backends):
-            _address(backend, 50052, path + ("rpc_backends", position), marks, where)
+            _address(backend, 50052, path + ("rpc_backends", position), source)
         if coordinator.api_key and coordinator.api_key_file:
-            _fail(where, marks, path, "set api_key or api_key_file, not both")
+            _fail(source, path, "set api_key or api_key_file, not both")
+        _check_header_value(coordinator.api_key, path + ("api_key",), source)
         label = coordinator_label(coordinator)
         if label in names:
-            _fail(where, marks, path, f"two coordinators are both named {label!r}")
+            _fail(source, path, f"two coordinators are both named {label!r}")
         names.add(label)
+    _check_port(config.rpc_backends.grpc.port, ("rpc_backends", "grpc", "port"), source)
     for index, backend in enumerate(config.rpc_backends.static):
-        _address(backend.address, 50052, ("rpc_backends", "static", index, "address"), marks, where)
+        _address(backend.address, 50052, ("rpc_backends", "static", index, "address"), source)
+        _check_port(backend.grpc.port, ("rpc_backends", "static", index, "grpc", "port"), source)
     for index, node in enumerate(config.ollama.nodes):
-        _address(node, 11434, ("ollama", "nodes", index), marks, where)
-    if config.dashboard.enabled and not config.dashboard.url.startswith(("http://", "https://")):
-        _fail(where, marks, ("dashboard", "url"), "must start with http:// or https://")
+        _address(node, 11434, ("ollama", "nodes", index), source)
+    if config.dashboard.enabled:
+        _check_http_url(config.dashboard.url, ("dashboard", "url"), source)
     if config.scrape.timeout <= config.scrape.timeout_margin:
-        _fail(where, marks, ("scrape", "timeout"), "must be longer than scrape.timeout_margin")
+        _fail(source, ("scrape", "timeout"), "must be longer than scrape.timeout_margin")
     if config.rpc_backends.max_concurrency < 1:
-        _fail(where, marks, ("rpc_backends", "max_concurrency"), "must be at least 1")
+        _fail(source, ("rpc_backends", "max_concurrency"), "must be at least 1")
 
 
-def _address(value: str, default_port: int, path: tuple, marks, where: str) -> None:
+_PERCENT_ENCODE = "a user name or password holding '/', '?' or '#' must percent-encode them (%2F, %3F, %23)"
+
+
+def _refuse_at_after_host(url: str, path: tuple, source: _Source) -> None:
+    """An '@' past the host means userinfo the URL parser will not see, and part of a password taken as the host."""
+    scheme, _, rest = url.partition("://")
+    authority_end = min((rest.index(c) for c in "/?#" if c in rest), default=len(rest))
+    if scheme == "unix" and authority_end == 0:
+        return  # unix:///path: the socket path may hold an '@'
+    if "@" in rest[authority_end:]:
+        _fail(source, path, f"an '@' after the host: {_PERCENT_ENCODE}")
+
+
+def _check_redis_url(settings: RedisConfig, source: _Source) -> None:
+    """Parse the URL exactly as redis-py will at start, without connecting."""
+    path = ("redis", "url")
+    if not settings.url.startswith(("redis://", "rediss://", "unix://")):
+        _fail(source, path, "must start with redis://, rediss:// or unix://")
+    _refuse_at_after_host(settings.url, path, source)
+    try:
+        client = redis.Redis.from_url(
+            settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
+            decode_responses=False, retry_on_timeout=False,
+        )
+        try:
+            client.connection_pool.make_connection()
+        finally:
+            client.close()
+    except TypeError as err:
+        option = re.search(r"argument '(\w+)'", str(err))
+        _fail(source, path, f"redis-py does not know the URL option {option[1] if option else ''!r}")
+    except (ValueError, redis.RedisError) as err:
+        reason = _PERCENT_ENCODE if "@" in settings.url else str(err)
+        _fail(source, path, f"redis-py cannot use this URL: {reason}")
+
+
+def _check_http_url(url: str, path: tuple, source: _Source) -> None:
+    if not url.startswith(("http://", "https://")):
+        _fail(source, path, "must start with http:// or https://")
+    _refuse_at_after_host(url, path, source)
+    _address(url, 80, path, source)
+
+
+def _check_header_value(value: str, path: tuple, source: _Source) -> None:
+    """A key sent as an HTTP header: control characters or non-Latin-1 text would fail every request."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        _fail(source, path, "holds characters an HTTP header cannot carry (only Latin-1 text)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        _fail(source, path, "holds control characters (a line break?), which an HTTP header cannot carry")
+
+
+def _check_port(port: int, path: tuple, source: _Source) -> None:
+    if port > 65535:
+        _fail(source, path, f"port {port} is out of range")
+
+
+def _address(value: str, default_port: int, path: tuple, source: _Source) -> None:
     try:
         parse_address(value, default_port)
     except ValueError as err:
-        _fail(where, marks, path, str(err))
+        _fail(source, path, str(err))
 
 
 def coordinator_label(coordinator: CoordinatorConfig) -> str:
@@ -328,10 +594,5 @@ def coordinator_label(coordinator: CoordinatorConfig) -> str:
 
 
 def summary(config: Config) -> dict[str, Any]:
-    """The config as a dict with secrets masked, for the landing page."""
-    data = dataclasses.asdict(config)
-    for coordinator in data["coordinators"]:
-        if coordinator["api_key"]:
-            coordinator["api_key"] = "<secret>"
-    data["redis"]["url"] = re.sub(r"://([^@/]*)@", "://<secret>@", data["redis"]["url"])
-    return data
+    """The config as a dict for the landing page: keys masked, and user information and secret parameters of URLs."""
+    return redact.mapping(dataclasses.asdict(config))

@@ -1,13 +1,17 @@
-"""Log lines as logfmt or JSON, one line per event, never a traceback unless --log.level=debug."""
+"""Log lines as logfmt or JSON, one line per event, never a traceback unless --log.level=debug, never a secret."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import threading
 import time
 
+from sollol_exporter import redact
+
 LEVELS = ("debug", "info", "warn", "error")
+log = logging.getLogger("sollol_exporter")
 
 
 def fields(**values: object) -> dict:
@@ -20,6 +24,15 @@ def _logfmt_value(value: object) -> str:
     if text and all(c.isalnum() or c in "-._:/@" for c in text):
         return text
     return json.dumps(text)
+
+
+def _masked(key: str, value: object) -> object:
+    """Numbers pass; everything else is text with secrets masked (a peer's error may echo a URL or key)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if redact.is_secret_name(key) and value != "":
+        return redact.SECRET
+    return redact.text(str(value))
 
 
 class Formatter(logging.Formatter):
@@ -40,9 +53,27 @@ class Formatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_info:
             entry["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"[:300]
+        entry = {key: _masked(key, value) for key, value in entry.items()}
         if self.style == "json":
             return json.dumps(entry, default=str)
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in entry.items())
+
+
+def _log_uncaught(exc_type, exc_value, exc_traceback, thread_name: str) -> None:
+    log.error("uncaught exception", exc_info=(exc_type, exc_value, exc_traceback), extra=fields(thread=thread_name))
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback, args.thread.name if args.thread else "?")
+
+
+def _excepthook(exc_type, exc_value, exc_traceback) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc_value, exc_traceback)
+        return
+    _log_uncaught(exc_type, exc_value, exc_traceback, "main")
 
 
 def setup(level: str, style: str) -> None:
@@ -53,3 +84,7 @@ def setup(level: str, style: str) -> None:
     root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))
     for noisy in ("urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Whatever escapes goes through the formatter too: one line, secrets masked, traceback only at debug.
+    logging.captureWarnings(True)
+    sys.excepthook = _excepthook
+    threading.excepthook = _thread_excepthook
