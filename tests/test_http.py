@@ -161,3 +161,141 @@ def test_a_fully_populated_scrape_is_promtool_clean(start_exporter, redis_db, ol
         assert ":" not in "".join(name for name, _ in samples)
     finally:
         coordinator.stop()
+
+
+# -- behind a web config (exporter-toolkit format): TLS, client certificates, basic auth, headers, reload ----------
+
+import ssl  # noqa: E402
+
+from tests.support.tls import SecuredExporter, bcrypt_hash, make_certificates, tls_section  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def secured(tmp_path, redis_db):
+    started = []
+
+    def start(web_config, **kwargs):
+        exporter = SecuredExporter(base_config(redis_db.url, ollama={"discover": False}), web_config, tmp_path, **kwargs)
+        started.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in started:
+        exporter.stop()
+
+
+def test_tls_serves_metrics_and_refuses_plain_http(secured, certs):
+    exporter = secured({"tls_server_config": tls_section(certs)})
+    reply = exporter.get("/metrics", verify=str(certs.ca))
+    assert reply.status_code == 200 and "sollol_redis_up" in reply.text
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5)
+    assert exporter.get("/-/healthy", verify=str(certs.ca)).status_code == 200  # the plain attempt broke nothing
+    assert "Traceback" not in exporter.read_log()
+
+
+def test_mtls_rejects_clients_without_a_certificate_or_with_one_from_another_ca(secured, certs):
+    exporter = secured({"tls_server_config": tls_section(certs, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(certs.ca))})
+    assert exporter.get("/metrics", verify=str(certs.ca), cert=certs.client.requests_cert).status_code == 200
+    for client_cert in (None, certs.stranger.requests_cert):
+        with pytest.raises((requests.exceptions.SSLError, requests.ConnectionError)):
+            exporter.get("/metrics", verify=str(certs.ca), cert=client_cert)
+    assert exporter.get("/-/healthy", verify=str(certs.ca), cert=certs.client.requests_cert).status_code == 200
+
+
+def test_tls_minimum_version_is_enforced(secured, certs):
+    exporter = secured({"tls_server_config": tls_section(certs, min_version="TLS13")})
+    old_client = ssl.create_default_context(cafile=str(certs.ca))
+    old_client.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        with socket_to(exporter.port) as raw, old_client.wrap_socket(raw, server_hostname="127.0.0.1"):
+            pass
+    assert exporter.get("/-/healthy", verify=str(certs.ca)).status_code == 200
+
+
+def socket_to(port):
+    import socket
+
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_basic_auth_with_bcrypt_users(secured, certs):
+    hashed = bcrypt_hash("s3cret-pass")
+    exporter = secured({"tls_server_config": tls_section(certs), "basic_auth_users": {"prometheus": hashed}})
+    ca = str(certs.ca)
+    for auth in (None, ("prometheus", "wrong"), ("nobody", "s3cret-pass"), ("prometheus", "x" * 100)):
+        reply = exporter.get("/metrics", verify=ca, auth=auth)
+        assert reply.status_code == 401, auth
+        assert reply.headers["WWW-Authenticate"] == "Basic"
+    assert exporter.get("/-/healthy", verify=ca).status_code == 401  # everything is behind auth, as in exporter-toolkit
+    assert exporter.get("/", verify=ca).status_code == 401
+    garbled = exporter.get("/metrics", verify=ca, headers={"Authorization": "Basic !!!not-base64"})
+    assert garbled.status_code == 401
+    for _ in range(3):  # verified once, then served from the cache
+        reply = exporter.get("/metrics", verify=ca, auth=("prometheus", "s3cret-pass"))
+        assert reply.status_code == 200 and "sollol_redis_up" in reply.text
+    log = exporter.read_log()
+    assert "s3cret-pass" not in log and hashed not in log and "Traceback" not in log
+
+
+def test_basic_auth_without_tls_and_the_configured_headers(secured, certs):
+    web = {"basic_auth_users": {"u": bcrypt_hash("p")},
+           "http_server_config": {"headers": {"X-Frame-Options": "deny", "X-Content-Type-Options": "nosniff",
+                                              "Strict-Transport-Security": "max-age=31536000"}}}
+    exporter = secured(web, scheme="http")
+    for auth, status in ((None, 401), (("u", "p"), 200)):
+        reply = exporter.get("/metrics", auth=auth)
+        assert reply.status_code == status
+        assert reply.headers["X-Frame-Options"] == "deny"
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_web_config_changes_apply_without_restart_and_a_bad_one_keeps_the_previous(secured, certs):
+    from tests.support.net import wait_for
+    from tests.support.tls import make_certificates
+
+    exporter = secured({"tls_server_config": tls_section(certs), "basic_auth_users": {"alice": bcrypt_hash("one")}})
+    ca = str(certs.ca)
+    assert exporter.get("/-/healthy", verify=ca, auth=("alice", "one")).status_code == 200
+    exporter.write_web_config({"tls_server_config": tls_section(certs), "basic_auth_users": {"bob": bcrypt_hash("two")}})
+    wait_for(lambda: exporter.get("/-/healthy", verify=ca, auth=("bob", "two")).status_code == 200, 10, what="new users")
+    assert exporter.get("/-/healthy", verify=ca, auth=("alice", "one")).status_code == 401
+
+    exporter.write_web_config("basic_auth_users:\n  bob: not-a-hash\nsurprise: 1\n")
+    for _ in range(5):
+        assert exporter.get("/-/healthy", verify=ca, auth=("bob", "two")).status_code == 200
+    log = exporter.read_log()
+    assert log.count("web config reload failed") == 1, log
+    assert "not-a-hash" not in log
+
+    # new certificate files are served from the next handshake on
+    fresh = make_certificates(exporter.workdir / "fresh")
+    exporter.write_web_config({"tls_server_config": tls_section(fresh), "basic_auth_users": {"bob": bcrypt_hash("two")}})
+    wait_for(lambda: _served_by(exporter, str(fresh.ca)), 10, what="new certificate")
+    with pytest.raises(requests.exceptions.SSLError):
+        exporter.get("/-/healthy", verify=ca, auth=("bob", "two"))
+
+
+def _served_by(exporter, ca) -> bool:
+    try:
+        return exporter.get("/-/healthy", verify=ca, auth=("bob", "two")).status_code == 200
+    except requests.exceptions.SSLError:
+        return False
+
+
+def test_sighup_reloads_the_web_config(secured, certs):
+    import signal
+
+    from tests.support.net import wait_for
+
+    exporter = secured({"basic_auth_users": {"alice": bcrypt_hash("one")}}, scheme="http")
+    exporter.write_web_config({"basic_auth_users": {"carol": bcrypt_hash("three")}})
+    exporter.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: exporter.get("/-/healthy", auth=("carol", "three")).status_code == 200, 10, what="reload on SIGHUP")
+    assert "web config reloaded" in exporter.read_log()

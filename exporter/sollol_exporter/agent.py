@@ -4,6 +4,9 @@ Service `rpc-server:<port>` is SERVING while an rpc-server (`rpc-server` or `ggm
 port, NOT_SERVING otherwise; service "" is SERVING only while all of them are. The agent never connects to a
 worker: it reads this host's socket table, so it answers the same for an idle worker and for one that its
 coordinator holds.
+
+With `--web.config.file`, its tls_server_config secures the gRPC port (certificates re-read on each handshake
+once their files change; clients must present a certificate when client_auth_type requires one).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sollol_exporter.logs import fields
 from sollol_exporter.sockets import rpc_server_listening
+from sollol_exporter.web.config import WebConfigError
+from sollol_exporter.web.tls import certificate_and_key, client_ca
+from sollol_exporter.web.watch import Loaded, WebConfigWatcher
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -28,8 +34,44 @@ def service_name(port: int) -> str:
     return f"rpc-server:{port}"
 
 
+def _certificate_configuration(loaded: Loaded, path: str):
+    tls = loaded.config.tls
+    cert, key = certificate_and_key(tls, path)
+    ca = client_ca(tls, path) if tls.wants_client_cert else None
+    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+
+def server_credentials(web: WebConfigWatcher) -> grpc.ServerCredentials | None:
+    """gRPC credentials from the web config's tls_server_config, None without one. gRPC asks for the current
+    certificates at each handshake; they change when the watcher has loaded a new valid file."""
+    tls = web.loaded.config.tls
+    if tls is None:
+        return None
+    if web.loaded.config.users:
+        log.info("basic_auth_users do not apply to the gRPC agent; use client certificates", extra=fields(file=web.path))
+    if tls.min_version != "TLS12" or tls.max_version != "TLS13" or tls.ciphers or tls.client_allowed_sans:
+        log.info("the gRPC agent applies only the certificates and client_auth_type of tls_server_config", extra=fields(file=web.path))
+    served = [web.loaded]
+
+    def fetch():
+        loaded = web.current()
+        if loaded is served[0] or loaded.config.tls is None:
+            return None
+        try:
+            configuration = _certificate_configuration(loaded, web.path)
+        except WebConfigError as err:
+            log.error("web config reload failed, keeping the previous one", extra=fields(error=str(err)))
+            return None
+        served[0] = loaded
+        return configuration
+
+    return grpc.dynamic_ssl_server_credentials(_certificate_configuration(web.loaded, web.path), fetch,
+                                               require_client_authentication=tls.requires_client_cert)
+
+
 class Agent:
-    def __init__(self, ports: list[int], listen: str, interval: float, check=rpc_server_listening):
+    def __init__(self, ports: list[int], listen: str, interval: float, check=rpc_server_listening,
+                 web: WebConfigWatcher | None = None):
         self.ports = ports
         self.interval = interval
         self.check = check
@@ -37,7 +79,10 @@ class Agent:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, self.server)
         host, _, port = listen.rpartition(":")
-        self.port = self.server.add_insecure_port(f"{host or '[::]'}:{port}")
+        credentials = server_credentials(web) if web is not None else None
+        self.tls = credentials is not None
+        address = f"{host or '[::]'}:{port}"
+        self.port = self.server.add_secure_port(address, credentials) if credentials else self.server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {listen}")
         self._stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import sys
 import threading
@@ -11,20 +12,36 @@ import threading
 from sollol_exporter import __version__, agent, config, logs
 from sollol_exporter.app import State
 from sollol_exporter.http import serve
+from sollol_exporter.web.config import WebConfigError
+from sollol_exporter.web.watch import WebConfigWatcher
 
 log = logging.getLogger("sollol_exporter")
 DEFAULT_LISTEN = ":9877"
+WEB_CONFIG_HELP = "exporter-toolkit web config file (TLS, basic auth, headers); see the README (default: none)"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sollol-exporter", description="Prometheus exporter for SOLLOL clusters.")
     p.add_argument("--config.file", dest="config_file", default=None, help="YAML config file (default: none; defaults plus SOLLOL_* environment)")
-    p.add_argument("--config.check", dest="config_check", action="store_true", help="validate the config and exit")
-    p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help=f"address to serve on (default {DEFAULT_LISTEN})")
+    p.add_argument("--config.check", dest="config_check", action="store_true", help="validate the config (and the web config) and exit")
+    p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help=f"address to serve on (default {DEFAULT_LISTEN}: IPv4 and IPv6)")
+    p.add_argument("--web.config.file", dest="web_config", default=None, help=WEB_CONFIG_HELP)
+    p.add_argument("--web.max-requests", dest="max_requests", type=_non_negative, default=40,
+                   help="maximum concurrent requests; more get 503 at once; 0 for no limit (default 40)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
     p.add_argument("--version", action="version", version=f"sollol-exporter {__version__}")
     return p
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def agent_parser() -> argparse.ArgumentParser:
@@ -33,6 +50,7 @@ def agent_parser() -> argparse.ArgumentParser:
         description="gRPC health service (grpc.health.v1) for the rpc-server workers on this host.",
     )
     p.add_argument("--web.listen-address", dest="listen", default=agent.DEFAULT_LISTEN, help=f"gRPC address (default {agent.DEFAULT_LISTEN})")
+    p.add_argument("--web.config.file", dest="web_config", default=None, help="exporter-toolkit web config file: its tls_server_config secures the gRPC port (default: none)")
     p.add_argument("--rpc.port", dest="ports", type=int, action="append", required=True, help="worker port; repeat for each worker")
     p.add_argument("--check.interval", dest="interval", type=float, default=1.0, help="seconds between socket-table reads (default 1)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
@@ -40,19 +58,47 @@ def agent_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_web_config(path: str | None) -> WebConfigWatcher | None:
+    """The web config watcher, or None without a file; exits with a clear line if the file is unusable."""
+    if not path:
+        return None
+    try:
+        return WebConfigWatcher(path)
+    except WebConfigError as err:
+        log.error("invalid web configuration", extra=logs.fields(error=str(err)))
+        print(f"sollol-exporter: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one, as Go programs do; the connection cap follows it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def run_agent(argv: list[str]) -> int:
     args = agent_parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
+    web = _load_web_config(args.web_config)
     try:
-        node_agent = agent.Agent(args.ports, args.listen, args.interval)
+        node_agent = agent.Agent(args.ports, args.listen, args.interval, web=web)
     except (OSError, RuntimeError) as err:
         log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
         return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if web is not None:
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=web.reload, daemon=True).start())
     node_agent.start()
-    log.info("agent listening", extra=logs.fields(address=args.listen, ports=",".join(map(str, args.ports))))
+    log.info("agent listening", extra=logs.fields(address=args.listen, ports=",".join(map(str, args.ports)), tls=node_agent.tls))
     stop.wait()
     node_agent.stop()
     return 0
@@ -70,22 +116,32 @@ def main(argv: list[str] | None = None) -> int:
         log.error("invalid configuration", extra=logs.fields(error=str(err)))
         print(f"sollol-exporter: {err}", file=sys.stderr)
         return 2
+    web = _load_web_config(args.web_config)
     if args.config_check:
-        print(f"{args.config_file or 'defaults'}: OK")
+        checked = [args.config_file or "defaults"] + ([args.web_config] if args.web_config else [])
+        print(f"{', '.join(checked)}: OK")
         return 0
+    max_connections = max(64, min(16384, _raise_open_files_limit() - 128))
     state = State(loaded, args.config_file)
     try:
-        server = serve(state, args.listen)
+        server = serve(state, args.listen, web, max_requests=args.max_requests, max_connections=max_connections)
     except (OSError, ValueError) as err:
         log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
         return 1
+
+    def reload(*_):
+        state.reload(config.load)
+        if web is not None:
+            web.reload()
+
     stop = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=state.reload, args=(config.load,), daemon=True).start())
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True).start())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    log.info("listening", extra=logs.fields(address=args.listen, version=__version__, config=args.config_file or "(defaults)"))
+    log.info("listening", extra=logs.fields(address=args.listen, version=__version__, config=args.config_file or "(defaults)",
+                                            tls=bool(web and web.tls), basic_auth=bool(web and web.loaded.config.users)))
     stop.wait()
     log.info("stopping")
     server.shutdown()

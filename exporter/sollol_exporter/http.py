@@ -1,23 +1,35 @@
-"""The web endpoint: /metrics, a landing page, /-/healthy and /-/ready. Thin: collection lives in scrape.py."""
+"""The web endpoint: /metrics, a landing page, /-/healthy and /-/ready, behind the optional web config (TLS, basic
+auth, extra headers). Thin: collection lives in scrape.py, the HTTP machinery in web/."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import html
 import json
 import logging
+import math
 import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+import time
 
 from prometheus_client.exposition import choose_encoder
 
 from sollol_exporter import __version__
 from sollol_exporter.app import State
 from sollol_exporter.config import Config
-from sollol_exporter.logs import fields
+from sollol_exporter.web import protocol
+from sollol_exporter.web.auth import BasicAuth
+from sollol_exporter.web.protocol import Request, Response
+from sollol_exporter.web.server import BACKLOG, Server
+from sollol_exporter.web.watch import WebConfigWatcher
 
 log = logging.getLogger(__name__)
 MIN_BUDGET = 0.1
+MIN_TIMEOUT = 0.1
+MAX_TIMEOUT = 120.0
+MAX_TIMEOUT_HEADER_CHARS = 32
+TEXT = "text/plain; charset=utf-8"
 
 
 class _Families:
@@ -29,59 +41,95 @@ class _Families:
 
 
 def scrape_budget(header: str | None, config: Config) -> float:
-    """Seconds this scrape may take: Prometheus' timeout header (or scrape.timeout) minus the margin."""
+    """Seconds this scrape may take: Prometheus' timeout header (or scrape.timeout), clamped to
+    [MIN_TIMEOUT, MAX_TIMEOUT], minus the margin. Whatever the header says, the answer is a sane finite number."""
     timeout = config.scrape.timeout
-    if header:
+    if header and len(header) <= MAX_TIMEOUT_HEADER_CHARS:
         try:
-            timeout = float(header)
+            asked = float(header)
         except ValueError:
-            pass
+            asked = math.nan
+        if not math.isnan(asked):
+            timeout = asked
+    timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, timeout))
     return max(MIN_BUDGET, timeout - config.scrape.timeout_margin)
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = f"sollol-exporter/{__version__}"
-    protocol_version = "HTTP/1.1"
-    state: State
+class _RateLimiter:
+    """exporter-toolkit's rate_limit: a token bucket of `burst` tokens refilled one per `interval`."""
 
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        log.debug("http request", extra=fields(client=self.client_address[0], request=format % args))
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tokens = 0.0
+        self.stamp = time.monotonic()
+        self.setting = (0.0, 0)
 
-    def do_HEAD(self):
-        self.do_GET(head=True)
+    def allow(self, interval: float, burst: int) -> bool:
+        if interval <= 0:
+            return True
+        with self.lock:
+            now = time.monotonic()
+            if self.setting != (interval, burst):
+                self.setting, self.tokens, self.stamp = (interval, burst), float(burst), now
+            self.tokens = min(float(burst), self.tokens + (now - self.stamp) / interval)
+            self.stamp = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
 
-    def do_POST(self):
-        self._send(405, "text/plain; charset=utf-8", b"method not allowed\n")
 
-    def do_GET(self, head: bool = False):
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/metrics":
-                self._metrics(head)
-            elif path == "/":
-                self._send(200, "text/html; charset=utf-8", self._landing().encode(), head)
-            elif path == "/-/healthy":
-                self._send(200, "text/plain; charset=utf-8", b"Healthy.\n", head)
-            elif path == "/-/ready":
-                self._send(200, "text/plain; charset=utf-8", b"Ready.\n", head)
-            else:
-                self._send(404, "text/plain; charset=utf-8", b"not found\n", head)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        except Exception:
-            log.error("request failed", exc_info=True, extra=fields(path=path))
-            self._send(503, "text/plain; charset=utf-8", b"temporarily unable to answer; see the exporter log\n", head)
+class Exporter:
+    """Routes a parsed request to an answer; the web config (if any) is consulted on every request."""
 
-    def _metrics(self, head: bool) -> None:
+    def __init__(self, state: State, web: WebConfigWatcher | None):
+        self.state = state
+        self.web = web
+        self.auth = BasicAuth()
+        self.limiter = _RateLimiter()
+
+    def __call__(self, request: Request) -> Response:
+        config = self.web.current().config if self.web else None
+        response = self._route(request, config)
+        if config:
+            response.headers.extend(config.headers.items())
+        return response
+
+    def _route(self, request: Request, config) -> Response:
+        if config and not self.limiter.allow(config.rate_interval, config.rate_burst):
+            return Response(429, body=b"Too Many Requests\n")
+        if config and config.users and not self.auth.allowed(config.users, request.header("authorization") or None):
+            return Response(401, body=b"Unauthorized\n", headers=[("WWW-Authenticate", "Basic")])
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, body=b"method not allowed\n", headers=[("Allow", "GET, HEAD")])
+        if request.path == "/metrics":
+            return self._metrics(request)
+        if request.path == "/":
+            return self._compressible(request, "text/html; charset=utf-8", self._landing().encode())
+        if request.path == "/-/healthy":
+            return Response(200, body=b"Healthy.\n")
+        if request.path == "/-/ready":
+            return Response(200, body=b"Ready.\n")
+        return Response(404, body=b"not found\n")
+
+    def _metrics(self, request: Request) -> Response:
         state = self.state
-        budget = scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"), state.config)
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        if protocol.negotiate_gzip(request.headers.get("accept-encoding")) is None:
+            return Response(406, body=b"neither gzip nor identity encoding is acceptable\n", headers=[("Vary", "Accept-Encoding")])
+        budget = scrape_budget(request.headers.get("x-prometheus-scrape-timeout-seconds"), state.config)
+        encoder, content_type = choose_encoder(request.header("accept"))
         body = encoder(_Families(state.families(budget)))
-        headers = {}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
+        return self._compressible(request, content_type, body)
+
+    def _compressible(self, request: Request, content_type: str, body: bytes) -> Response:
+        use_gzip = protocol.negotiate_gzip(request.headers.get("accept-encoding"))
+        headers = [("Vary", "Accept-Encoding")]
+        if use_gzip is None:
+            return Response(406, body=b"neither gzip nor identity encoding is acceptable\n", headers=headers)
+        if use_gzip:
             body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
-        self._send(200, content_type, body, head, headers)
+            headers.append(("Content-Encoding", "gzip"))
+        return Response(200, content_type, body, headers)
 
     def _landing(self) -> str:
         state = self.state
@@ -100,21 +148,6 @@ class Handler(BaseHTTPRequestHandler):
 <h2>Configuration</h2><pre>{config}</pre></body></html>
 """
 
-    def _send(self, status: int, content_type: str, body: bytes, head: bool = False, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
 
 def parse_listen_address(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
@@ -124,8 +157,44 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(state: State, listen: str) -> Server:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket. No host (or `::`) means every interface, IPv4 and IPv6 on one dual-stack socket, as
+    Go exporters do; IPv4 alone where this host has no IPv6."""
+    if host in ("", "::"):
+        if socket.has_ipv6:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::", port))
+                sock.listen(BACKLOG)
+                return sock
+            except OSError as err:
+                sock.close()
+                if err.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+                    raise
+        host = "0.0.0.0"
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_requests: int = 40,
+          max_connections: int = 4096) -> Server:
+    """A server for the exporter on `listen`; call serve_forever(), then shutdown() and server_close()."""
     host, port = parse_listen_address(listen)
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server_class = type("Server6", (Server,), {"address_family": socket.AF_INET6}) if ":" in host else Server
-    return server_class((host, port), handler)
+    listener = listen_socket(host, port)
+
+    def tls_setup():
+        loaded = web.current()
+        return loaded.context, loaded.config.tls.client_allowed_sans
+
+    return Server([listener], Exporter(state, web), max_requests=max_requests, max_connections=max_connections,
+                  tls=tls_setup if web is not None and web.tls else None)

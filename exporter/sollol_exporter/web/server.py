@@ -1,0 +1,446 @@
+"""An HTTP/1.1 server that holds under load.
+
+One selector thread owns every connection that is not in the middle of a request: it accepts, runs TLS handshakes
+without blocking, and watches idle keep-alive connections, closing those that stay silent too long. A connection
+that becomes readable is handed to a bounded pool of workers; when all `max_requests` workers are busy the
+request gets a quick 503 instead. So 2,000 idle connections cost 2,000 sockets, not 2,000 threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from sollol_exporter.logs import fields
+from sollol_exporter.web import protocol
+from sollol_exporter.web.protocol import BadRequest, Request, Response
+from sollol_exporter.web.tls import peer_sans
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT = 10.0  # from a connection's first byte (or its accept) to a complete request head
+IDLE_TIMEOUT = 120.0  # a kept-alive connection with no new request
+BODY_TIMEOUT = 10.0
+WRITE_TIMEOUT = 30.0
+MAX_BODY_BYTES = 64 * 1024  # bodies up to this are read and dropped; larger ones close the connection
+LINGER_SECONDS = 0.5
+BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+_TLS_SETUP = Callable[[], "tuple[ssl.SSLContext, tuple[str, ...]]"]
+
+
+class Connection:
+    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls")
+
+    def __init__(self, sock: socket.socket, peer: str, tls: bool):
+        self.sock = sock
+        self.peer = peer
+        self.tls = tls
+        self.handshaken = not tls
+        self.buffer = bytearray()
+        self.deadline = 0.0
+
+    def pending(self) -> bool:
+        return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
+
+
+class _Pool:
+    """Daemon worker threads, started only when no idle one is left, never more than `size`."""
+
+    def __init__(self, size: int, name: str):
+        self.size = size
+        self.name = name
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.threads = 0
+        self.idle = 0
+
+    def submit(self, job: Callable, arg) -> None:
+        with self.lock:
+            if self.idle == 0 and self.threads < self.size:
+                self.threads += 1
+                threading.Thread(target=self._run, name=f"{self.name}-{self.threads}", daemon=True).start()
+        self.jobs.put((job, arg))
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                self.idle += 1
+            job, arg = self.jobs.get()
+            with self.lock:
+                self.idle -= 1
+            if job is None:
+                return
+            job(arg)
+
+
+class Server:
+    def __init__(self, listeners: list[socket.socket], handle: Callable[[Request], Response], *,
+                 max_requests: int = 40, max_connections: int = 4096, tls: _TLS_SETUP | None = None,
+                 header_timeout: float = HEADER_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT):
+        self.listeners = listeners
+        self.handle = handle
+        self.tls = tls
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max(1, max_connections)
+        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None
+        self.pool = _Pool(max_requests if max_requests > 0 else self.max_connections, "http-worker")
+        self.selector = selectors.DefaultSelector()
+        self.idle: OrderedDict[Connection, None] = OrderedDict()  # registered with the selector, oldest first
+        self.open = 0
+        self.open_lock = threading.Lock()
+        self.returned: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake_reader, self.wake_writer = socket.socketpair()
+        self.wake_reader.setblocking(False)
+        self.wake_writer.setblocking(False)
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.stopped.set()
+        self._last_sweep = 0.0
+        for listener in listeners:
+            listener.setblocking(False)
+
+    # -- the selector thread -------------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self.stopped.clear()
+        try:
+            for listener in self.listeners:
+                self.selector.register(listener, selectors.EVENT_READ, "listener")
+            self.selector.register(self.wake_reader, selectors.EVENT_READ, "wake")
+            while not self.stopping.is_set():
+                for key, _ in self.selector.select(0.25):
+                    if key.data == "listener":
+                        self._accept(key.fileobj)
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._readable(key.data)
+                self._take_returned()
+                self._sweep()
+        finally:
+            self.stopped.set()
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # EMFILE and friends: back off, the backlog keeps the rest
+                log.warning("accept failed", extra=fields(error=str(err)))
+                return
+            if self.open >= self.max_connections and not self._evict_oldest_idle():
+                sock.close()
+                continue
+            with self.open_lock:
+                self.open += 1
+            try:
+                sock.setblocking(False)
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                tls = False
+                if self.tls is not None:
+                    context, _ = self.tls()
+                    sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                    tls = True
+            except Exception as err:
+                log.error("cannot set up a connection", extra=fields(error=str(err)[:200]))
+                self._close_socket(sock)
+                continue
+            connection = Connection(sock, str(address[0]) if isinstance(address, tuple) else "local", tls)
+            self._watch(connection, time.monotonic() + self.header_timeout)
+
+    def _watch(self, connection: Connection, deadline: float, events: int = selectors.EVENT_READ) -> None:
+        connection.deadline = deadline
+        try:
+            self.selector.register(connection.sock, events, connection)
+        except (ValueError, KeyError, OSError):
+            self._close(connection)
+            return
+        self.idle[connection] = None
+
+    def _unwatch(self, connection: Connection) -> None:
+        self.idle.pop(connection, None)
+        try:
+            self.selector.unregister(connection.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _readable(self, connection: Connection) -> None:
+        if not connection.handshaken:
+            self._handshake(connection)
+            return
+        self._unwatch(connection)
+        # A new connection keeps the deadline it got at accept; a kept-alive one starts its head timer now.
+        connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
+        self._dispatch(connection)
+
+    def _handshake(self, connection: Connection) -> None:
+        try:
+            connection.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
+            return
+        except ssl.SSLWantWriteError:
+            self.selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
+            return
+        except (ssl.SSLError, OSError, ValueError) as err:
+            log.debug("TLS handshake failed", extra=fields(client=connection.peer, error=str(err)[:200]))
+            self._unwatch(connection)
+            self._close(connection)
+            return
+        connection.handshaken = True
+        sans = self.tls()[1] if self.tls else ()
+        if sans and not (peer_sans(connection.sock.getpeercert() or {}) & set(sans)):
+            log.debug("client certificate has no allowed SAN", extra=fields(client=connection.peer))
+            self._unwatch(connection)
+            self._close(connection)
+            return
+        self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        if connection.pending():
+            self._readable(connection)
+
+    def _dispatch(self, connection: Connection) -> None:
+        if self.slots is None or self.slots.acquire(blocking=False):
+            self.pool.submit(self._work, connection)
+        else:
+            self._reject(connection)
+
+    def _reject(self, connection: Connection) -> None:
+        """All workers are busy: answer 503 from this thread without blocking, and close."""
+        sock = connection.sock
+        try:
+            sock.setblocking(False)
+            try:
+                sock.recv(protocol.MAX_HEAD_BYTES)  # what the client already sent, so that close() sends no RST
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            sock.send(protocol.canned(503, "too many concurrent requests, try again later", [("Retry-After", "1")]))
+        except (OSError, ValueError):
+            pass
+        log.debug("request rejected: all workers busy", extra=fields(client=connection.peer))
+        self._close(connection)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self.wake_reader.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _take_returned(self) -> None:
+        while True:
+            try:
+                connection = self.returned.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                connection.sock.setblocking(False)
+            except OSError:
+                self._close(connection)
+                continue
+            self._watch(connection, time.monotonic() + self.idle_timeout)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < 0.25:
+            return
+        self._last_sweep = now
+        for connection in [c for c in self.idle if c.deadline <= now]:
+            self._unwatch(connection)
+            self._close(connection)
+
+    def _evict_oldest_idle(self) -> bool:
+        if not self.idle:
+            return False
+        oldest = next(iter(self.idle))
+        self._unwatch(oldest)
+        self._close(oldest)
+        return True
+
+    # -- worker threads ------------------------------------------------------------------------------------
+
+    def _work(self, connection: Connection) -> None:
+        keep = False
+        try:
+            keep = self._serve(connection)
+        except Exception as err:  # never let one connection take a worker down
+            log.error("connection failed", extra=fields(client=connection.peer, error=f"{type(err).__name__}: {err}"[:300]))
+        finally:
+            if self.slots is not None:
+                self.slots.release()
+        if keep and not self.stopping.is_set():
+            self.returned.put(connection)
+            try:
+                self.wake_writer.send(b"x")
+            except (BlockingIOError, OSError):
+                pass
+        else:
+            self._close(connection)
+
+    def _serve(self, connection: Connection) -> bool:
+        """Answer the requests already on this connection; True if it stays open for more."""
+        while True:
+            request = self._read_request(connection)
+            if request is None:
+                return False
+            body_read = self._read_body(connection, request)
+            try:
+                response = self.handle(request)
+            except Exception as err:
+                log.error("request failed", extra=fields(path=request.path[:200], error=f"{type(err).__name__}: {err}"[:300]))
+                response = Response(503, body=b"temporarily unable to answer; see the exporter log\n")
+            keep = body_read and request.keep_alive and not self.stopping.is_set()
+            if not self._write(connection, request, response, keep):
+                return False
+            if not keep:
+                self._linger(connection)
+                return False
+            if not connection.pending():
+                return True
+            connection.deadline = time.monotonic() + self.header_timeout
+
+    def _read_request(self, connection: Connection) -> Request | None:
+        buffer = connection.buffer
+        while True:
+            blank = len(buffer) - len(buffer.lstrip(b"\r\n"))  # empty lines before a request are allowed
+            if blank:
+                del buffer[:blank]
+            try:
+                protocol.check_request_line(buffer)
+                end = protocol.head_end(buffer)
+                if end >= 0:
+                    if end > protocol.MAX_HEAD_BYTES:
+                        raise BadRequest(431, "request head too large")
+                    head = bytes(buffer[:end])
+                    del buffer[:end]
+                    return protocol.parse_head(head)
+                if len(buffer) > protocol.MAX_HEAD_BYTES:
+                    raise BadRequest(431, "request head too large")
+            except BadRequest as bad:
+                log.debug("bad request", extra=fields(client=connection.peer, error=bad.message))
+                self._send_raw(connection, protocol.canned(bad.status, bad.message))
+                self._linger(connection)
+                return None
+            chunk = self._recv(connection, connection.deadline)
+            if chunk is None:
+                if buffer:
+                    self._send_raw(connection, protocol.canned(408, "request head not received in time"))
+                return None
+            if not chunk:
+                return None
+            buffer += chunk
+
+    def _read_body(self, connection: Connection, request: Request) -> bool:
+        """Read and drop a request body; False when it cannot be read whole, so the connection must close."""
+        if request.chunked or request.content_length > MAX_BODY_BYTES:
+            return False
+        remaining = request.content_length
+        deadline = time.monotonic() + BODY_TIMEOUT
+        take = min(remaining, len(connection.buffer))
+        del connection.buffer[:take]
+        remaining -= take
+        while remaining > 0:
+            chunk = self._recv(connection, deadline, min(remaining, 65536))
+            if not chunk:
+                return False
+            remaining -= len(chunk)
+        return True
+
+    def _recv(self, connection: Connection, deadline: float, size: int = 65536) -> bytes | None:
+        """Bytes read before the deadline: b"" on end of stream, None on timeout or error."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            connection.sock.settimeout(remaining)
+            return connection.sock.recv(size)
+        except (TimeoutError, socket.timeout):
+            return None
+        except (OSError, ValueError):
+            return b""
+
+    def _write(self, connection: Connection, request: Request, response: Response, keep: bool) -> bool:
+        headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))), *response.headers]
+        if not keep:
+            headers.append(("Connection", "close"))
+        data = protocol.response_head(response.status, headers)
+        if request.method != "HEAD":
+            data += response.body
+        log.debug("http request", extra=fields(client=connection.peer, method=request.method, path=request.path[:200], status=response.status))
+        return self._send_raw(connection, data)
+
+    def _send_raw(self, connection: Connection, data: bytes) -> bool:
+        deadline = time.monotonic() + WRITE_TIMEOUT
+        view = memoryview(data)
+        try:
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                connection.sock.settimeout(remaining)
+                sent = connection.sock.send(view[:262144])
+                view = view[sent:]
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _linger(self, connection: Connection) -> None:
+        """Half-close and read what the client still sends for a moment, so that closing does not reset the
+        connection before the client has read our answer."""
+        try:
+            if connection.tls:
+                return  # a TLS close_notify exchange is not worth a worker's time; the answer is already sent
+            connection.sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            received = 0
+            while received < 1 << 20:
+                chunk = self._recv(connection, deadline)
+                if not chunk:
+                    return
+                received += len(chunk)
+        except (OSError, ValueError):
+            pass
+
+    # -- shared --------------------------------------------------------------------------------------------
+
+    def _close(self, connection: Connection) -> None:
+        self._close_socket(connection.sock)
+
+    def _close_socket(self, sock: socket.socket) -> None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        with self.open_lock:
+            self.open -= 1
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        try:
+            self.wake_writer.send(b"x")
+        except OSError:
+            pass
+        self.stopped.wait(5)
+
+    def server_close(self) -> None:
+        for connection in list(self.idle):
+            self._unwatch(connection)
+            self._close(connection)
+        for listener in self.listeners:
+            try:
+                self.selector.unregister(listener)
+            except (KeyError, ValueError):
+                pass
+            listener.close()
+        self.selector.close()
+        self.wake_reader.close()
+        self.wake_writer.close()
