@@ -47,8 +47,14 @@ class State:
             self.reload_ok = 0.0
             log.error("config reload failed, keeping the previous config", extra=fields(error=str(err)))
             return False
+        try:
+            scraper = Scraper(config, self.scraper.cluster)  # what SOLLOL told us carries over
+        except Exception as err:
+            self.reload_ok = 0.0
+            log.error("config reload failed, keeping the previous config", extra=fields(error=type(err).__name__))
+            return False
         with self.lock:
-            old, self.scraper, self.config = self.scraper, Scraper(config), config
+            old, self.scraper, self.config = self.scraper, scraper, config
             self.reload_ok, self.reload_time = 1.0, time.time()
         old.close()
         log.info("config reloaded", extra=fields(file=self.config_path or "(none)"))
@@ -89,12 +95,11 @@ class State:
         rows = []
         for name, reading in sorted(last.coordinators.items()):
             rows.append(TargetRow("coordinator", name, reading.state, reading.duration, reading.detail))
-        for address, target in sorted(last.rpc_targets.items()):
-            result = last.rpc_results.get(address)
-            rows.append(TargetRow("rpc backend", str(address), target.state, result.duration if result else 0.0, result.detail if result else ""))
+        for address, backend in sorted(last.backends.items()):
+            rows.append(TargetRow("rpc backend", str(address), backend.state, backend.result.duration, backend.result.detail))
         for address, reading in sorted(last.ollama.items()):
             rows.append(TargetRow("ollama node", str(address), "up" if reading.up else "down", reading.duration, reading.detail))
         if last.dashboard is not None:
             rows.append(TargetRow("dashboard", self.config_summary()["dashboard"]["url"], "up" if last.dashboard.up else "down", last.dashboard.duration, last.dashboard.detail))
-        rows.append(TargetRow("redis", "", "up" if last.redis.up else "down", last.durations.get("redis", 0.0), last.redis.error))
+        rows.append(TargetRow("redis", "", "up" if last.redis.up else "down", last.redis.duration, last.redis.error))
         return rows

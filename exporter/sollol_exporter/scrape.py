@@ -1,39 +1,49 @@
-"""One collection of the whole cluster, shared by every scrape that arrives while it runs.
+"""Collections of the whole cluster, and scrapes that each keep their own deadline.
 
-Phase 1 reads Redis (it names the targets), phase 2 probes every target concurrently within the scrape's
-deadline, phase 3 renders fresh metric families. A target that has not answered by the deadline is reported
-down; a request still running from an earlier scrape is never started again (one request per target).
+A collection reads Redis (it names the targets), then probes every target concurrently, one request per target
+at a time (a request still running from an earlier collection is joined, never started again). At most one
+collection runs; a scrape that arrives while one runs joins it and waits only until its own deadline, then
+renders what is known by then: anything unfinished is reported as not answered in time.
+
+What SOLLOL told us lives in the ClusterState, which outlives this scraper across config reloads; the tasks
+that read a source also record what it said, so a result is counted once even if no scrape waited for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from prometheus_client.core import Metric
 
 from sollol_exporter import metadata as metadata_model
+from sollol_exporter.cluster import ClusterState
 from sollol_exporter.collectors import build_collectors
-from sollol_exporter.collectors.rpc_backends import BackendTarget, backend_targets
-from sollol_exporter.config import Config
+from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
-from sollol_exporter.metadata import MetadataStore
-from sollol_exporter.probes import ProbeResult, ggml_rpc, grpc_health, tcp
+from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
+from sollol_exporter.probes.dispatch import PROBERS
+from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen
 from sollol_exporter.sources import coordinator as coordinator_source
+from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.dashboard import DashboardClient
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import OllamaClient
 from sollol_exporter.sources.ollama import Reading as OllamaReading
-from sollol_exporter.sources.redis_reader import RedisReader, Snapshot
+from sollol_exporter.sources.redis_reader import RedisReader
 from sollol_exporter.values import BadValue
+from sollol_exporter.workers import UP_STATES, Worker, classify, workers
 
 log = logging.getLogger(__name__)
+REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
 
 
 class FailureLog:
@@ -59,35 +69,6 @@ class FailureLog:
             log.info("recovered", extra=fields(what=key))
 
 
-@dataclass
-class Gathered:
-    """Everything one collection saw; the collectors render it."""
-
-    now: float
-    deadline: float
-    redis: Snapshot = field(default_factory=Snapshot)
-    metadata: metadata_model.Current | None = None
-    coordinators: dict[str, coordinator_source.Reading] = field(default_factory=dict)
-    rpc_targets: dict[Address, BackendTarget] = field(default_factory=dict)
-    rpc_results: dict[Address, ProbeResult] = field(default_factory=dict)
-    ollama_sources: dict[Address, set[str]] = field(default_factory=dict)
-    ollama: dict[Address, Any] = field(default_factory=dict)
-    dashboard: Any = None
-    store: MetadataStore | None = None
-    handshakes: dict[Address, Any] = field(default_factory=dict)
-    durations: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    invalid: dict[str, int] = field(default_factory=dict)
-    budget: float = 0.0
-
-    def fail(self, collector: str, message: str) -> None:
-        self.failures.setdefault(collector, message)
-
-    def count_invalid(self, collector: str, count: int) -> None:
-        if count:
-            self.invalid[collector] = self.invalid.get(collector, 0) + count
-
-
 class SingleFlight:
     """At most one running call per key; a caller that finds one running gets the same future."""
 
@@ -106,189 +87,160 @@ class SingleFlight:
             return future
 
 
-class Scraper:
-    REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
+@dataclass(frozen=True)
+class RedisResult:
+    """One read of Redis, parsed, after the cluster state has recorded it."""
 
-    def __init__(self, config: Config):
+    up: bool
+    error: str
+    duration: float
+    metadata: metadata_model.Current | None = None
+    gpu: redis_values.Parsed | None = None
+    registrations: redis_values.Parsed | None = None
+    routing_invalid: int = 0
+    routing_error: str = ""
+    stream_length: int | None = None
+    dropped: dict | None = None
+
+
+class Scraper:
+    def __init__(self, config: Config, cluster: ClusterState | None = None):
         self.config = config
+        self.cluster = cluster or ClusterState(config.metadata.retention, config.metadata.stats_max_age)
+        self.cluster.configure(config.metadata.retention, config.metadata.stats_max_age)
         r = config.redis
         self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, r.routing_stream)
-        self.store = MetadataStore(config.metadata.retention, config.metadata.stats_max_age)
-        self.coordinators = [CoordinatorClient(c) for c in config.coordinators]
+        self.coordinators = [CoordinatorClient(c, self.cluster.coordinator(coordinator_label(c))) for c in config.coordinators]
         o = config.ollama
-        self.ollama = OllamaClient(o.timeout, o.host_header, o.version_interval)
+        self.ollama = OllamaClient(o.timeout, o.host_header, o.version_interval, self.cluster.ollama_versions)
         d = config.dashboard
         self.dashboard = DashboardClient(d.url, d.timeout) if d.enabled else None
         self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="probe")
         self.single = SingleFlight(self.pool)
         self.failures = FailureLog()
         self.collectors = build_collectors(config)
-        self.last: Gathered | None = None
-        self.handshakes: dict[Address, tuple[ggml_rpc.Handshake, float]] = {}
-        self.handshake_backoff: dict[Address, float] = {}
+        self.last: Snapshot | None = None
         self._lock = threading.Lock()
-        self._in_flight: Future | None = None
+        self._current: Collection | None = None
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
-        self._grpc_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grpc")
 
     def close(self) -> None:
         self._runner.shutdown(wait=False, cancel_futures=True)
-        self._grpc_runner.shutdown(wait=False, cancel_futures=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.redis.close()
 
     def collect(self, timeout: float) -> list[Metric]:
-        """Metric families for one scrape that may take `timeout` seconds; joins a collection already running."""
+        """Metric families for one scrape that may take `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if self._in_flight is None or self._in_flight.done():
-                self._in_flight = self._runner.submit(self._collect, time.monotonic() + timeout, timeout)
-            future = self._in_flight
-        return future.result()
-
-    def _collect(self, deadline: float, budget: float) -> list[Metric]:
-        gathered = Gathered(now=time.time(), deadline=deadline, budget=budget, store=self.store)
-        self._read_redis(gathered)
-        self._probe(gathered)
-        families = self._render(gathered)
-        self.last = gathered
+            if self._current is None or self._current.done.is_set():
+                self._current = Collection(self, deadline, timeout)
+                self._runner.submit(self._current.run)
+            collection = self._current
+        collection.done.wait(max(0.0, deadline - time.monotonic()))
+        snapshot = collection.freeze(timeout)
+        self.last = snapshot
+        families = self._render(snapshot)
+        self._log_failures(snapshot)
         return families
 
-    def _read_redis(self, g: Gathered) -> None:
-        started = time.monotonic()
-        g.redis = self.redis.read()
-        if not g.redis.up:
-            for name in self.REDIS_COLLECTORS:
-                g.fail(name, f"redis unreachable: {g.redis.error}")
-        elif g.redis.metadata is not None and g.redis.metadata.error:
-            g.fail("metadata", f"sollol:router:metadata: {g.redis.metadata.error}")
-            g.metadata = metadata_model.Current(True, g.redis.metadata_ttl, "invalid", error=g.redis.metadata.error)
-        else:
-            raw = g.redis.metadata.raw if g.redis.metadata else None
-            try:
-                g.metadata = self.store.update(raw, g.redis.metadata_ttl, g.now)
-                if g.metadata.reading:
-                    g.count_invalid("metadata", g.metadata.reading.invalid_entries)
-            except BadValue as err:
-                g.fail("metadata", str(err))
-                g.metadata = metadata_model.Current(True, g.redis.metadata_ttl, "invalid", error=str(err))
-        if g.redis.routing_error:
-            g.fail("routing", g.redis.routing_error)
-        g.durations["redis"] = time.monotonic() - started
+    # Tasks: each reads one source and records what it said in the cluster state.
 
-    def _ollama_targets(self) -> dict[Address, set[str]]:
+    def read_redis(self, deadline: float) -> RedisResult:
+        started = time.monotonic()
+        cluster = self.cluster
+        raw = self.redis.read(deadline, cluster.routing.cursor)
+        duration = time.monotonic() - started
+        if not raw.up:
+            return RedisResult(False, raw.error, duration)
+        now = time.time()
+        routing_invalid = 0
+        with cluster.lock:
+            current = self._record_metadata(raw, now)
+            cluster.registry_keys = list(raw.rpc_nodes)
+            for event in raw.routing_events:
+                routing_invalid += 0 if cluster.routing.add(event) else 1
+            if raw.routing_cursor is not None:
+                cluster.routing.cursor = raw.routing_cursor
+        return RedisResult(
+            True, "", duration, current, redis_values.gpu_reports(raw.gpu), redis_values.registrations(raw.rpc_nodes),
+            routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped),
+        )
+
+    def _record_metadata(self, raw, now: float) -> metadata_model.Current:
+        if raw.metadata is not None and raw.metadata.error:
+            return metadata_model.Current(True, raw.metadata_ttl, "invalid", error=raw.metadata.error)
+        try:
+            return self.cluster.metadata.update(raw.metadata.raw if raw.metadata else None, raw.metadata_ttl, now)
+        except BadValue as err:
+            return metadata_model.Current(True, raw.metadata_ttl, "invalid", error=str(err))
+
+    def read_dashboard(self, deadline: float) -> DashboardReading:
+        reading = self.dashboard.read(deadline)
+        if not reading.up:
+            return reading
+        names = Counter(app.name for app in reading.applications)
+        present = {}
+        for app in sorted(reading.applications, key=lambda a: (a.name, a.app_id)):
+            app.label = app.name if names[app.name] == 1 else f"{app.name} ({app.app_id[:8]})"
+            present.setdefault((app.label, app.router_type), app)
+        reading.applications = list(present.values())
+        now, forget_after = time.time(), self.config.dashboard.forget_after
+        with self.cluster.lock:
+            known = self.cluster.applications
+            for key in present:
+                known[key] = now
+            for key, seen in list(known.items()):
+                if key not in present and now - seen > forget_after:
+                    del known[key]
+            reading.vanished = sorted(key for key in known if key not in present)
+        return reading
+
+    def ollama_targets(self) -> dict[Address, set[str]]:
         targets: dict[Address, set[str]] = {}
         for node in self.config.ollama.nodes:
             targets.setdefault(parse_address(node, 11434), set()).add("config")
         if self.config.ollama.discover:
-            for node in self.store.node_targets():
+            with self.cluster.lock:
+                discovered = self.cluster.metadata.node_targets()
+            for node in discovered:
                 targets.setdefault(node, set()).add("metadata")
         return targets
 
-    def _probe(self, g: Gathered) -> None:
-        started = time.monotonic()
-        names = [c.name for c in self.coordinators]
-        g.rpc_targets = backend_targets(self.config, names, self.store.rpc_backends(), g.redis.rpc_nodes.keys(), g)
-        g.ollama_sources = self._ollama_targets()
-        coordinator_futures = {c.name: self.single.submit(("coordinator", c.name), c.read, g.deadline) for c in self.coordinators}
-        ollama_futures = {n: self.single.submit(("ollama", n), self.ollama.read, n, g.deadline) for n in g.ollama_sources}
-        dashboard_future = self.single.submit("dashboard", self.dashboard.read, g.deadline) if self.dashboard else None
-        if self._wants_handshakes(g):
-            # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
-            # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
-            wait(list(coordinator_futures.values()), timeout=max(0.0, (g.deadline - time.monotonic()) / 3))
-            g.coordinators.update({name: r for name, f in coordinator_futures.items() if (r := _result(f)) is not None})
-        # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
-        # deadline, and a worker that was never probed must not look like one that timed out.
-        self._probe_rpc(g)
-        pending = [*coordinator_futures.values(), *ollama_futures.values()]
-        if dashboard_future:
-            pending.append(dashboard_future)
-        wait(pending, timeout=max(0.0, g.deadline - time.monotonic()))
-        for name, future in coordinator_futures.items():
-            g.coordinators[name] = _result(future) or coordinator_source.Reading(
-                coordinator_source.HUNG, time.monotonic() - started, "no answer within the scrape budget"
-            )
-        for node, future in ollama_futures.items():
-            g.ollama[node] = _result(future) or OllamaReading(False, time.monotonic() - started, "no answer within the scrape budget")
-        if dashboard_future is not None:
-            g.dashboard = _result(dashboard_future) or DashboardReading(False, time.monotonic() - started, "no answer within the scrape budget")
-        g.durations["coordinator"] = max((r.duration for r in g.coordinators.values()), default=0.0)
-        g.durations["ollama"] = max((r.duration for r in g.ollama.values()), default=0.0)
-        if g.dashboard is not None:
-            g.durations["applications"] = g.dashboard.duration
+    def workers(self) -> tuple[dict[Address, Worker], int]:
+        with self.cluster.lock:
+            from_metadata = self.cluster.metadata.rpc_backends()
+            registry = list(self.cluster.registry_keys)
+        return workers(self.config, [c.name for c in self.coordinators], from_metadata, registry)
 
-    def _wants_handshakes(self, g: Gathered) -> bool:
-        return self.config.rpc_backends.handshake == "idle" or any(t.probe == "ggml" for t in g.rpc_targets.values())
-
-    def _handshake_targets(self, g: Gathered) -> list[Address]:
-        """Workers to probe with the ggml handshake this scrape: opted in (probe: ggml), or with handshake: idle
-        every TCP-probed worker whose coordinators are all known to be down; none that is backing off."""
-        now = time.monotonic()
-        chosen = []
-        for address, target in g.rpc_targets.items():
-            if self.handshake_backoff.get(address, 0.0) > now:
-                continue
-            if target.probe == "ggml":
-                chosen.append(address)
-            elif target.probe == "tcp" and self.config.rpc_backends.handshake == "idle":
-                known = [g.coordinators.get(name) for name in target.coordinators]
-                if all(r is not None and r.state not in coordinator_source.UP_STATES for r in known):
-                    chosen.append(address)
-        return chosen
-
-    def _probe_rpc(self, g: Gathered) -> None:
-        started = time.monotonic()
-        cfg = self.config.rpc_backends
-        deep = self._handshake_targets(g) if self._wants_handshakes(g) else []
-        handshakes = ggml_rpc.probe_all(deep, cfg.timeout, g.deadline)
-        for address, handshake in handshakes.items():
-            if handshake.outcome == ggml_rpc.BUSY:
-                self.handshake_backoff[address] = time.monotonic() + cfg.handshake_backoff
-            if handshake.version or handshake.devices:
-                self.handshakes[address] = (handshake, g.now)
-            g.rpc_results[address] = ProbeResult(handshake.outcome, handshake.duration, handshake.detail)
-        for table in (self.handshakes, self.handshake_backoff):
-            for address in [a for a in table if a not in g.rpc_targets]:
-                del table[address]  # a worker no longer named anywhere
-        g.handshakes = dict(self.handshakes)
-        tcp_targets = [a for a, t in g.rpc_targets.items() if t.probe in ("tcp", "ggml") and a not in handshakes]
-        grpc_targets = {a: (t.grpc_address, t.grpc_service) for a, t in g.rpc_targets.items() if t.probe == "grpc"}
-        results = {}
-        grpc_future = self._grpc_runner.submit(grpc_health.probe_all, list(grpc_targets.values()), cfg.timeout, g.deadline) if grpc_targets else None
-        results.update(tcp.probe_all(tcp_targets, cfg.timeout, g.deadline, cfg.max_concurrency))
-        if grpc_future is not None:
-            by_target = grpc_future.result()
-            results.update({a: by_target[target] for a, target in grpc_targets.items()})
-        g.rpc_results.update(results)
-        g.durations["rpc_backends"] = time.monotonic() - started
-
-    def _render(self, g: Gathered) -> list[Metric]:
+    def _render(self, snapshot: Snapshot) -> list[Metric]:
         families: list[Metric] = []
-        for collector in self.collectors:
-            started = time.monotonic()
+        failed: dict[str, str] = {}
+        exporter = self.collectors[-1]
+        for collector in self.collectors[:-1]:
             try:
-                families.extend(collector.collect(g))
+                families.extend(collector.collect(snapshot))
             except Exception as err:  # a collector bug must cost its own metrics, not the scrape
                 log.error("collector failed", exc_info=True, extra=fields(collector=collector.name))
-                g.fail(collector.name, f"internal error: {type(err).__name__}")
-            g.durations[collector.name] = g.durations.get(collector.name, 0.0) + time.monotonic() - started
-        self._log_failures(g)
+                failed[collector.name] = f"internal error: {type(err).__name__}"
+        if failed:
+            snapshot = dataclasses.replace(snapshot, failures=frozen({**failed, **snapshot.failures}))
+        families.extend(exporter.collect(snapshot))
         return families
 
-    def _log_failures(self, g: Gathered) -> None:
-        redis_down = not g.redis.up
+    def _log_failures(self, s: Snapshot) -> None:
         problems: dict[str, str] = {
             f"collector={name}": message
-            for name, message in g.failures.items()
-            if not (redis_down and name in self.REDIS_COLLECTORS and name != "redis")
+            for name, message in s.failures.items()
+            if not (not s.redis.up and name in REDIS_COLLECTORS and name != "redis")
         }
-        for name, reading in g.coordinators.items():
+        for name, reading in s.coordinators.items():
             if reading.state != "ok" or reading.detail:
                 problems[f"coordinator={name}"] = f"{reading.state}: {reading.detail}".rstrip(": ")
-        for address, target in g.rpc_targets.items():
-            if target.state not in ("reachable", "busy", "serving"):
-                problems[f"backend={address}"] = f"{target.state}: {g.rpc_results[address].detail}".rstrip(": ")
-        for address, reading in g.ollama.items():
+        for address, backend in s.backends.items():
+            if backend.state not in UP_STATES:
+                problems[f"backend={address}"] = f"{backend.state}: {backend.result.detail}".rstrip(": ")
+        for address, reading in s.ollama.items():
             if not reading.up or reading.detail:
                 problems[f"node={address}"] = reading.detail or "down"
         for key in problems:
@@ -296,7 +248,216 @@ class Scraper:
         self.failures.clear_except(problems)
 
 
-def _result(future: Future) -> Any:
-    if future.done() and not future.cancelled() and future.exception() is None:
+class Collection:
+    """One pass over every source. `run` fills it in on the collecting thread; `freeze` may be called from any
+    scrape at any time and renders what is known by then."""
+
+    def __init__(self, scraper: Scraper, deadline: float, budget: float):
+        self.scraper = scraper
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.now = time.time()
+        self.done = threading.Event()
+        self.redis_future: Future | None = None
+        self.workers: dict[Address, Worker] | None = None
+        self.invalid_workers = 0
+        self.ollama_sources: dict[Address, set[str]] | None = None
+        self.coordinator_futures: dict[str, Future] = {}
+        self.ollama_futures: dict[Address, Future] = {}
+        self.dashboard_future: Future | None = None
+        self.rpc_results: dict[Target, ProbeResult] = {}
+        self.rpc_duration: float | None = None
+        budget_for_redis = max(scraper.config.redis.timeout, budget / 2)
+        self.redis_deadline = min(deadline, self.started + budget_for_redis)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:  # a bug here must not leave scrapes waiting: they render what is known
+            log.error("collection failed", exc_info=True)
+        finally:
+            self.done.set()
+
+    def _run(self) -> None:
+        s = self.scraper
+        self.redis_future = s.single.submit("redis", s.read_redis, self.redis_deadline)
+        wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
+        self.workers, self.invalid_workers = s.workers()
+        self.ollama_sources = s.ollama_targets()
+        self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name), c.read, self.deadline) for c in s.coordinators}
+        self.ollama_futures = {n: s.single.submit(("ollama", n), s.ollama.read, n, self.deadline) for n in self.ollama_sources}
+        if s.dashboard is not None:
+            self.dashboard_future = s.single.submit("dashboard", s.read_dashboard, self.deadline)
+        s.cluster.forget({c.name for c in s.coordinators}, set(self.workers), set(self.ollama_sources))
+        # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
+        # deadline, and a worker that was never probed must not look like one that timed out.
+        self._probe_workers()
+        pending = [*self.coordinator_futures.values(), *self.ollama_futures.values()]
+        if self.dashboard_future is not None:
+            pending.append(self.dashboard_future)
+        wait(pending, timeout=max(0.0, self.deadline - time.monotonic()))
+
+    def _probe_workers(self) -> None:
+        started = time.monotonic()
+        cfg = self.scraper.config.rpc_backends
+        handshakes = set()
+        if cfg.handshake == "idle" or any(w.probe == "ggml" for w in self.workers.values()):
+            # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
+            # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
+            wait(list(self.coordinator_futures.values()), timeout=max(0.0, (self.deadline - time.monotonic()) / 3))
+            handshakes = self._handshake_targets()
+        by_probe: dict[str, list[Target]] = {"ggml": [w.target for w in self.workers.values() if w.target in handshakes]}
+        for worker in self.workers.values():
+            if worker.target not in handshakes:
+                by_probe.setdefault("grpc" if worker.probe == "grpc" else "tcp", []).append(worker.target)
+        limits = {"tcp": cfg.max_concurrency, "grpc": 32, "ggml": 16}
+        record = self.rpc_results.__setitem__
+        # ggml first: its results decide nothing else, but a worker is only ever probed one way per collection
+        for kind in ("ggml", "grpc", "tcp"):
+            targets = by_probe.get(kind)
+            if targets:
+                PROBERS[kind](targets, cfg.timeout, self.deadline, limit=limits[kind], report=record)
+        self._record_handshakes(handshakes)
+        self.rpc_duration = time.monotonic() - started
+
+    def _handshake_targets(self) -> set[Target]:
+        """Workers to probe with the ggml handshake: opted in (probe: ggml), or with handshake: idle every
+        TCP-probed worker whose coordinators are all known to be down; none that is backing off."""
+        s = self.scraper
+        now = time.monotonic()
+        chosen = set()
+        with s.cluster.lock:
+            backoff = dict(s.cluster.handshake_backoff)
+        for address, worker in self.workers.items():
+            if backoff.get(address, 0.0) > now:
+                continue
+            if worker.probe == "ggml":
+                chosen.add(worker.target)
+            elif worker.probe == "tcp" and s.config.rpc_backends.handshake == "idle":
+                known = [_result(self.coordinator_futures[name]) if name in self.coordinator_futures else None for name in worker.coordinators]
+                if all(r is not None and r.state not in coordinator_source.UP_STATES for r in known):
+                    chosen.add(worker.target)
+        return chosen
+
+    def _record_handshakes(self, targets: set[Target]) -> None:
+        cluster, backoff = self.scraper.cluster, self.scraper.config.rpc_backends.handshake_backoff
+        with cluster.lock:
+            for target in targets:
+                result = self.rpc_results.get(target)
+                if result is None:
+                    continue
+                if result.outcome == "busy":
+                    cluster.handshake_backoff[target.address] = time.monotonic() + backoff
+                if result.version or result.devices:
+                    cluster.handshakes[target.address] = (result, self.now)
+
+    def freeze(self, budget: float) -> Snapshot:
+        s = self.scraper
+        elapsed = time.monotonic() - self.started
+        failures: dict[str, str] = {}
+        invalid: Counter = Counter()
+        dropped: Counter = Counter()
+        durations: dict[str, float] = {}
+        redis_result = _result(self.redis_future)
+        if redis_result is None:
+            redis = RedisStatus(False, _unfinished(self.redis_future), elapsed)
+        else:
+            redis = RedisStatus(redis_result.up, redis_result.error, redis_result.duration, redis_result.stream_length)
+        durations["redis"] = redis.duration
+        extra: dict[str, Any] = {}
+        if not redis.up:
+            for name in REDIS_COLLECTORS:
+                failures[name] = f"redis unreachable: {redis.error}"
+        else:
+            extra = self._redis_parts(redis_result, failures, invalid, dropped)
+        with s.cluster.lock:
+            store = s.cluster.metadata
+            metadata_readings = frozen(store.readings)
+            fresh = tuple(store.fresh(self.now))
+            routing = s.cluster.routing.view()
+            handshakes = frozen(s.cluster.handshakes)
+        coordinators = self._coordinators(elapsed, invalid)
+        workers_now = self.workers
+        if workers_now is None:
+            workers_now, self_invalid = s.workers()
+        else:
+            self_invalid = self.invalid_workers
+        invalid["rpc_backends"] += self_invalid
+        backends = self._backends(workers_now, coordinators, elapsed)
+        sources = self.ollama_sources if self.ollama_sources is not None else s.ollama_targets()
+        ollama = {}
+        for node in sources:
+            reading = _result(self.ollama_futures.get(node)) or OllamaReading(False, elapsed, NOT_IN_TIME)
+            invalid["ollama"] += reading.invalid_entries
+            ollama[node] = reading
+        dashboard = None
+        if s.dashboard is not None:
+            dashboard = _result(self.dashboard_future) or DashboardReading(False, elapsed, NOT_IN_TIME)
+            invalid["applications"] += dashboard.invalid_entries
+            dropped["applications"] += dashboard.dropped_entries
+            durations["applications"] = dashboard.duration
+            if not dashboard.up:
+                failures["applications"] = f"dashboard: {dashboard.detail}"
+        durations["coordinator"] = max((r.duration for r in coordinators.values()), default=0.0)
+        durations["ollama"] = max((r.duration for r in ollama.values()), default=0.0)
+        durations["rpc_backends"] = self.rpc_duration if self.rpc_duration is not None else elapsed
+        return Snapshot(
+            now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
+            routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
+            handshakes=handshakes, ollama=frozen(ollama), ollama_sources=frozen({n: frozenset(v) for n, v in sources.items()}),
+            dashboard=dashboard, failures=frozen(failures), durations=frozen(durations),
+            invalid=frozen({k: v for k, v in invalid.items() if v}), dropped=frozen({k: v for k, v in dropped.items() if v}),
+            **extra,
+        )
+
+    @staticmethod
+    def _redis_parts(r: RedisResult, failures: dict, invalid: Counter, dropped: Counter) -> dict:
+        current = r.metadata
+        if current is not None and current.error:
+            failures["metadata"] = f"sollol:router:metadata: {current.error}"
+            invalid["metadata"] += 1
+        elif current is not None and current.reading:
+            invalid["metadata"] += current.reading.invalid_entries
+        for name, parsed in (("gpu", r.gpu), ("rpc_nodes", r.registrations)):
+            invalid[name] += parsed.invalid
+            dropped[name] += parsed.dropped + (r.dropped or {}).get(name, 0)
+            if parsed.errors:
+                failures[name] = parsed.errors[0]
+        invalid["routing"] += r.routing_invalid
+        if r.routing_error:
+            failures["routing"] = r.routing_error
+        return {"metadata": current, "gpu": tuple(r.gpu.items), "registrations": tuple(r.registrations.items)}
+
+    def _coordinators(self, elapsed: float, invalid: Counter) -> dict[str, coordinator_source.Reading]:
+        readings = {}
+        for client in self.scraper.coordinators:
+            reading = _result(self.coordinator_futures.get(client.name))
+            if reading is None:
+                reading = coordinator_source.Reading(coordinator_source.HUNG, elapsed, NOT_IN_TIME)
+            invalid["coordinator"] += reading.invalid_entries
+            readings[client.name] = reading
+        return readings
+
+    def _backends(self, workers_now: dict[Address, Worker], coordinators: dict, elapsed: float) -> dict[Address, Backend]:
+        up = {name for name, reading in coordinators.items() if reading.state in coordinator_source.UP_STATES}
+        backends = {}
+        for address, worker in sorted(workers_now.items()):
+            result = self.rpc_results.get(worker.target) or ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
+            state = classify(result, worker.probe, bool(worker.coordinators & up))
+            backends[address] = Backend(worker.target, worker.probe, frozenset(worker.sources), frozenset(worker.coordinators), result, state)
+        return backends
+
+
+def _unfinished(future: Future | None) -> str:
+    """Why a task has no result: still running (not in time), or it raised (a bug, logged once here)."""
+    if future is not None and future.done() and not future.cancelled() and future.exception() is not None:
+        err = future.exception()
+        log.error("task failed", exc_info=(type(err), err, err.__traceback__))
+        return f"internal error: {type(err).__name__}"
+    return NOT_IN_TIME
+
+
+def _result(future: Future | None) -> Any:
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
         return future.result()
     return None

@@ -1,20 +1,45 @@
-"""Reading loosely typed JSON from SOLLOL: numbers that may be strings, fields that may be missing."""
+"""Reading loosely typed JSON from SOLLOL: bounded in size and depth, numbers that may be strings, fields that
+may be missing."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+MAX_JSON_BYTES = 4 * 1_048_576
+MAX_JSON_DEPTH = 64
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class BadValue(ValueError):
-    """A value that is not what SOLLOL documents: wrong JSON, wrong type, too large."""
+    """A value that is not what SOLLOL documents: wrong JSON, wrong type, too large, too deep."""
 
 
-def decode_json(raw: bytes | str, what: str) -> Any:
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than `limit`; stops at the first level past it."""
+    depth = 0
+    for match in _STRUCTURE.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def decode_json(raw: bytes | str, what: str, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > max_bytes:
+        raise BadValue(f"{what}: JSON of {len(data)} bytes exceeds {max_bytes}")
+    if _too_deep(data, max_depth):
+        raise BadValue(f"{what}: JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise BadValue(f"{what}: invalid JSON ({str(err)[:80]})") from None
 
 
@@ -23,7 +48,10 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            return None
     elif isinstance(value, str) and len(value) < 40:
         try:
             result = float(value)

@@ -67,7 +67,7 @@ def test_opted_in_busy_worker_is_busy_then_backed_off(tmp_path, redis_db, worker
         s = collect(scraper)
         assert one_hot(s, "sollol_rpc_backend_state", backend=str(target)) == "busy"
         assert value(s, "sollol_rpc_backend_info", backend=str(target), probe="ggml", source="config") == 1
-        assert scraper.handshake_backoff[target] > time.monotonic() + 200
+        assert scraper.cluster.handshake_backoff[target] > time.monotonic() + 200
         for _ in range(3):
             s = collect(scraper)
             assert value(s, "sollol_rpc_backend_up", backend=str(target)) == 1

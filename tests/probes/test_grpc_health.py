@@ -3,7 +3,7 @@ import time
 import pytest
 
 from sollol_exporter.labels import Address
-from sollol_exporter.probes import NOT_SERVING, REFUSED, SERVING, grpc_health
+from sollol_exporter.probes import NOT_SERVING, REFUSED, SERVING, Target, grpc_health
 from tests.support.grpc_health_server import HealthServer
 from tests.support.net import free_port
 
@@ -19,11 +19,10 @@ def test_serving_and_not_serving_services(health_server):
     health_server.set("rpc-server:50052", True)
     health_server.set("rpc-server:50053", False)
     address = Address("127.0.0.1", health_server.port)
-    results = grpc_health.probe_all([(address, "rpc-server:50052"), (address, "rpc-server:50053"), (address, "")],
-                                    timeout=2, deadline=time.monotonic() + 3)
-    assert results[(address, "rpc-server:50052")].outcome == SERVING
-    assert results[(address, "rpc-server:50053")].outcome == NOT_SERVING
-    assert results[(address, "")].outcome == SERVING  # the reference servicer starts with "" SERVING
+    worker = Address("127.0.0.1", 50052)
+    targets = [Target(worker, address, "rpc-server:50052"), Target(worker, address, "rpc-server:50053"), Target(worker, address, "")]
+    results = grpc_health.probe_all(targets, timeout=2, deadline=time.monotonic() + 3)
+    assert [results[t].outcome for t in targets] == [SERVING, NOT_SERVING, SERVING]  # the reference servicer starts with "" SERVING
 
 
 def test_unknown_service_is_not_serving(health_server):

@@ -7,7 +7,7 @@ def by_name(samples):
 
 
 def test_old_build_series_are_renamed_without_colons():
-    samples = by_name(translate(B4748))
+    samples = by_name(translate(B4748)[0])
     assert samples[("prompt_tokens_total", ())].value == 54
     assert samples[("tokens_predicted_total", ())].kind == "counter"
     assert samples[("decode_calls_total", ())].value == 8
@@ -17,12 +17,12 @@ def test_old_build_series_are_renamed_without_colons():
 
 
 def test_throughput_gauges_that_reset_per_read_are_dropped():
-    names = {s.name for s in translate(B4748)}
+    names = {s.name for s in translate(B4748)[0]}
     assert not {"prompt_tokens_seconds", "predicted_tokens_seconds"} & names
 
 
 def test_current_build_series_and_labels():
-    samples = by_name(translate(CURRENT))
+    samples = by_name(translate(CURRENT)[0])
     assert samples[("prompt_tokens_total", ())].value == 12345700.0
     assert samples[("prompt_tokens_cached_total", ())].value == 400
     assert samples[("max_sequence_tokens", ())].kind == "gauge"
@@ -30,5 +30,5 @@ def test_current_build_series_and_labels():
 
 
 def test_unknown_counters_keep_their_name_with_a_total_suffix():
-    samples = by_name(translate(CURRENT))
+    samples = by_name(translate(CURRENT)[0])
     assert samples[("future_series_seconds_total", ())].kind == "counter"

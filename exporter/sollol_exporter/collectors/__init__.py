@@ -1,23 +1,23 @@
-"""Collectors: one class per group of families, each rendering fresh families from one collection."""
+"""Collectors: one class per group of families, each a pure renderer of one immutable Snapshot."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import Iterable, Protocol
 
 from prometheus_client.core import Metric
 
-if TYPE_CHECKING:
-    from sollol_exporter.config import Config
-    from sollol_exporter.scrape import Gathered
+from sollol_exporter.config import Config
+from sollol_exporter.snapshot import Snapshot
 
 
 class Collector(Protocol):
     name: str
 
-    def collect(self, gathered: "Gathered") -> Iterable[Metric]: ...
+    def collect(self, snapshot: Snapshot) -> Iterable[Metric]: ...
 
 
-def build_collectors(config: "Config") -> list[Collector]:
+def build_collectors(config: Config) -> list[Collector]:
+    """The collectors for this config; the exporter's own collector comes last (it reports on the others)."""
     from sollol_exporter.collectors.applications import ApplicationsCollector
     from sollol_exporter.collectors.coordinator import CoordinatorCollector
     from sollol_exporter.collectors.exporter import ExporterCollector
@@ -40,6 +40,6 @@ def build_collectors(config: "Config") -> list[Collector]:
         OllamaCollector(config.ollama.max_models),
     ]
     if config.dashboard.enabled:
-        collectors.append(ApplicationsCollector(config.dashboard.forget_after))
+        collectors.append(ApplicationsCollector())
     collectors.append(ExporterCollector([c.name for c in collectors]))
     return collectors

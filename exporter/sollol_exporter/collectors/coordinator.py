@@ -10,7 +10,7 @@ from sollol_exporter.sources.coordinator import STATES, UP_STATES
 class CoordinatorCollector:
     name = "coordinator"
 
-    def collect(self, g):
+    def collect(self, s):
         up = GaugeMetricFamily("sollol_coordinator_up", "1 if llama-server answers /health (ok, loading or stalled).", labels=["coordinator"])
         state = GaugeMetricFamily(
             "sollol_coordinator_state",
@@ -26,7 +26,7 @@ class CoordinatorCollector:
         slots = GaugeMetricFamily("sollol_coordinator_slots", "Parallel slots (/props total_slots).", labels=["coordinator"])
         sleeping = GaugeMetricFamily("sollol_coordinator_sleeping", "1 if llama-server has unloaded its model after idling.", labels=["coordinator"])
         translated: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
-        for name, reading in sorted(g.coordinators.items()):
+        for name, reading in sorted(s.coordinators.items()):
             up.add_metric([name], 1.0 if reading.state in UP_STATES else 0.0)
             for each in STATES:
                 state.add_metric([name, each], 1.0 if reading.state == each else 0.0)

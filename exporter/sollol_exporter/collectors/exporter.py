@@ -1,4 +1,4 @@
-"""The exporter's own health: build, which collectors worked, how long they took."""
+"""The exporter's own health: build, which collectors worked, how long they took, what they skipped."""
 
 from __future__ import annotations
 
@@ -15,27 +15,33 @@ class ExporterCollector:
     def __init__(self, collector_names: list[str]):
         self.collector_names = collector_names
 
-    def collect(self, g):
+    def collect(self, s):
         info = GaugeMetricFamily("sollol_exporter_build_info", "Exporter version; always 1.", labels=["version", "python_version"])
         info.add_metric([__version__, platform.python_version()], 1.0)
         success = GaugeMetricFamily(
             "sollol_exporter_collector_success", "1 if the collector read its source without error this scrape.", labels=["collector"]
         )
         duration = GaugeMetricFamily(
-            "sollol_exporter_collector_duration_seconds", "Time the collector took this scrape.", labels=["collector"]
+            "sollol_exporter_collector_duration_seconds", "Time the collector's source took this scrape.", labels=["collector"]
         )
         invalid = GaugeMetricFamily(
             "sollol_exporter_invalid_entries",
-            "Entries skipped this scrape because they were malformed (bad address, wrong type, unparseable).",
+            "Entries skipped this scrape because they were malformed (bad address, wrong type, unparseable, too deep, repeated).",
+            labels=["collector"],
+        )
+        dropped = GaugeMetricFamily(
+            "sollol_exporter_dropped_entries",
+            "Entries left out this scrape because a cap was reached (keys per prefix, devices per node, applications).",
             labels=["collector"],
         )
         for name in self.collector_names:
-            success.add_metric([name], 0.0 if name in g.failures else 1.0)
-            duration.add_metric([name], g.durations.get(name, 0.0))
-            invalid.add_metric([name], float(g.invalid.get(name, 0)))
+            success.add_metric([name], 0.0 if name in s.failures else 1.0)
+            duration.add_metric([name], s.durations.get(name, 0.0))
+            invalid.add_metric([name], float(s.invalid.get(name, 0)))
+            dropped.add_metric([name], float(s.dropped.get(name, 0)))
         budget = GaugeMetricFamily(
             "sollol_exporter_scrape_timeout_seconds",
             "Time budget of this scrape (Prometheus' scrape timeout minus the margin, or scrape.timeout).",
-            value=g.budget,
+            value=s.budget,
         )
-        return [info, success, duration, invalid, budget]
+        return [info, success, duration, invalid, dropped, budget]

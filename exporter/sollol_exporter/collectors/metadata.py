@@ -16,8 +16,8 @@ def _gauge(name, documentation, labels=()):
 class MetadataCollector:
     name = "metadata"
 
-    def collect(self, g):
-        current = g.metadata
+    def collect(self, s):
+        current = s.metadata
         if current is None:
             return []
         families = [GaugeMetricFamily("sollol_metadata_present", "1 if sollol:router:metadata exists.", value=float(current.present))]
@@ -38,10 +38,10 @@ class MetadataCollector:
                 families.append(GaugeMetricFamily("sollol_metadata_ttl_seconds", "TTL left on the key (absent when it has none).", value=float(current.ttl)))
         seen = _gauge("sollol_metadata_variant_last_seen_timestamp_seconds", "When each writer's layout was last read from the key.", ["variant"])
         for variant in VARIANTS:
-            if variant in g.store.readings:
-                seen.add_metric([variant], g.store.readings[variant].seen_at)
+            if variant in s.metadata_readings:
+                seen.add_metric([variant], s.metadata_readings[variant].seen_at)
         families.append(seen)
-        families.extend(self._router(g.store.fresh(g.now)))
+        families.extend(self._router(s.fresh_readings))
         return families
 
     def _router(self, readings):

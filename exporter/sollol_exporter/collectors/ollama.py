@@ -16,7 +16,7 @@ class OllamaCollector:
     def __init__(self, max_models: int):
         self.max_models = max_models
 
-    def collect(self, g):
+    def collect(self, s):
         up = GaugeMetricFamily("sollol_ollama_node_up", "1 if the node answered GET / with 200.", labels=["node"])
         duration = GaugeMetricFamily("sollol_ollama_node_probe_duration_seconds", "Time GET / took.", labels=["node"])
         loaded = GaugeMetricFamily("sollol_ollama_node_loaded_models", "Models loaded in memory (/api/ps).", labels=["node"])
@@ -26,11 +26,11 @@ class OllamaCollector:
         expires = GaugeMetricFamily(
             "sollol_ollama_model_expiry_seconds", "Seconds until Ollama unloads the model (pinned models are capped at one year).", labels=["node", "model"]
         )
-        for address, reading in sorted(g.ollama.items()):
+        for address, reading in sorted(s.ollama.items()):
             node = str(address)
             up.add_metric([node], 1.0 if reading.up else 0.0)
             duration.add_metric([node], reading.duration)
-            info.add_metric([node, reading.version, ",".join(sorted(g.ollama_sources.get(address, ())))], 1.0)
+            info.add_metric([node, reading.version, ",".join(sorted(s.ollama_sources.get(address, ())))], 1.0)
             if not reading.up:
                 continue
             loaded.add_metric([node], float(len(reading.models)))
@@ -45,9 +45,9 @@ class OllamaCollector:
                 vram.add_metric([node, name], in_vram)
                 if expiry is not None and name != OTHER:
                     expires.add_metric([node, name], expiry)
-        return [up, duration, loaded, info, size, vram, expires, *self._sollol_view(g)]
+        return [up, duration, loaded, info, size, vram, expires, *self._sollol_view(s)]
 
-    def _sollol_view(self, g):
+    def _sollol_view(self, s):
         available = GaugeMetricFamily("sollol_ollama_node_available", "SOLLOL's own availability flag (rechecked only every 100 requests).", labels=["node"])
         requests = CounterMetricFamily("sollol_ollama_node_requests_total", "Requests SOLLOL's pool sent to the node.", labels=["node"])
         failed = CounterMetricFamily("sollol_ollama_node_failed_requests_total", "Requests to the node that failed, per SOLLOL.", labels=["node"])
@@ -58,7 +58,7 @@ class OllamaCollector:
         )
         gpu_free = GaugeMetricFamily("sollol_ollama_node_reported_gpu_free_bytes", "SOLLOL's estimate of free GPU memory.", labels=["node"])
         priority = GaugeMetricFamily("sollol_ollama_node_priority", "Routing priority SOLLOL gives the node.", labels=["node"])
-        reading = next((r for r in g.store.fresh(g.now) if r.variant == OLLAMA_POOL), None)
+        reading = next((r for r in s.fresh_readings if r.variant == OLLAMA_POOL), None)
         seen = set()
         for stats in reading.nodes if reading else []:
             node = str(stats.address)

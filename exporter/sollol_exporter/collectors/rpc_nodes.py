@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from sollol_exporter.labels import parse_address, sanitize
-from sollol_exporter.values import BadValue, decode_json, flag, items, number, text
-
-MIB = 1_048_576
-
 
 class RpcNodesCollector:
     name = "rpc_nodes"
 
-    def collect(self, g):
+    def collect(self, s):
         registered = GaugeMetricFamily("sollol_rpc_node_registered", "1 for each worker registration key present.", labels=["backend"])
         has_gpu = GaugeMetricFamily("sollol_rpc_node_has_gpu", "1 if the registration lists a GPU.", labels=["backend"])
         gpu_memory = GaugeMetricFamily(
@@ -21,38 +16,19 @@ class RpcNodesCollector:
         )
         cpu_memory = GaugeMetricFamily("sollol_rpc_node_cpu_memory_bytes", "CPU memory the registration offers (80% of MemTotal).", labels=["backend"])
         workers = GaugeMetricFamily("sollol_rpc_node_parallel_workers", "total_parallel_workers from the registration.", labels=["backend"])
-        invalid = 0
-        for suffix, value in sorted(g.redis.rpc_nodes.items()):
-            try:
-                backend = str(parse_address(suffix, 50052))
-            except ValueError:
-                invalid += 1
+        seen = set()
+        for registration in s.registrations:
+            backend = registration.backend
+            if backend in seen:  # two keys spelling one address differently
                 continue
-            try:
-                if value.error:
-                    raise BadValue(value.error)
-                doc = decode_json(value.raw, f"sollol:rpc:node:{backend}")
-                if not isinstance(doc, dict):
-                    raise BadValue("not a JSON object")
-            except BadValue as err:
-                invalid += 1
-                g.fail(self.name, f"sollol:rpc:node:{backend}: {err}")
-                continue
+            seen.add(backend)
             registered.add_metric([backend], 1.0)
-            gpu = flag(doc.get("has_gpu"))
-            if gpu is not None:
-                has_gpu.add_metric([backend], gpu)
-            names = items(doc.get("gpu_names"))
-            for index, megabytes in enumerate(items(doc.get("gpu_vram_mb"))[:64]):
-                amount = number(megabytes)
-                if amount is None:
-                    invalid += 1
-                    continue
-                name = sanitize(text(names[index]) if index < len(names) and text(names[index]) else "unknown", 64)
-                gpu_memory.add_metric([backend, str(index), name], amount * MIB)
-            for family, field, scale in ((cpu_memory, "cpu_ram_mb", MIB), (workers, "total_parallel_workers", 1.0)):
-                amount = number(doc.get(field))
-                if amount is not None:
-                    family.add_metric([backend], amount * scale)
-        g.count_invalid(self.name, invalid)
+            if registration.has_gpu is not None:
+                has_gpu.add_metric([backend], registration.has_gpu)
+            for index, name, amount in registration.gpu_memory:
+                gpu_memory.add_metric([backend, index, name], amount)
+            if registration.cpu_memory is not None:
+                cpu_memory.add_metric([backend], registration.cpu_memory)
+            if registration.parallel_workers is not None:
+                workers.add_metric([backend], registration.parallel_workers)
         return [registered, has_gpu, gpu_memory, cpu_memory, workers]

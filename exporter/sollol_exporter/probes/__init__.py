@@ -1,23 +1,44 @@
-"""Probers, one module per protocol, all behind one signature:
+"""Probers, one module per protocol, all behind one signature (the table is in `probes.dispatch`):
 
-    probe_all(targets, timeout, deadline, **options) -> dict[target, ProbeResult]
+    probe_all(targets, timeout, deadline, *, limit, report=None) -> dict[Target, ProbeResult]
 
-`timeout` bounds one target, `deadline` (time.monotonic()) bounds the whole call; a target not answered by
-either is reported as "timeout", never left out.
+`timeout` bounds one target, `deadline` (time.monotonic()) bounds the whole call, `limit` bounds how many run
+at once; `report(target, result)` is called as each result comes in, so that a scrape that cannot wait for the
+whole batch still gets the results already known. A target not answered in time is reported as "timeout",
+never left out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sollol_exporter.labels import Address
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """A worker to probe; `via` is where the probe connects when that is not the worker itself (a gRPC health
+    service beside it), `service` the gRPC health service name."""
+
+    address: Address
+    via: Address | None = None
+    service: str = ""
+
+    @property
+    def connect_to(self) -> Address:
+        return self.via or self.address
+
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What one probe saw. `outcome` is protocol-level; the collectors turn it into a state."""
+    """What one probe saw. `outcome` is protocol-level; the scraper turns it into a state. The ggml handshake
+    also fills `version` and `devices` ((free, total) bytes per device)."""
 
     outcome: str
     duration: float
     detail: str = ""
+    version: str = ""
+    devices: tuple[tuple[int, int], ...] = ()
 
 
 OK = "ok"
@@ -27,4 +48,5 @@ UNREACHABLE = "unreachable"
 DNS_ERROR = "dns_error"
 SERVING = "serving"
 NOT_SERVING = "not_serving"
+BUSY = "busy"  # connected, but the worker did not answer: a client (the coordinator) holds it
 ERROR = "error"

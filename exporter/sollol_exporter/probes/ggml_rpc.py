@@ -16,14 +16,14 @@ import struct
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from sollol_exporter.labels import Address
-from sollol_exporter.probes import OK, REFUSED, TIMEOUT, UNREACHABLE
+from sollol_exporter.probes import BUSY, ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
 HELLO, DEVICE_COUNT, GET_DEVICE_MEMORY = 14, 15, 11
 MAX_DEVICES = 64
-BUSY = "busy"  # connected, but HELLO got no reply: a client (the coordinator) holds the worker
-PROTOCOL_ERROR = "error"
+PROTOCOL_ERROR = ERROR
 
 
 class _Silent(Exception):
@@ -41,6 +41,9 @@ class Handshake:
     detail: str = ""
     version: str = ""
     devices: list[tuple[int, int]] = field(default_factory=list)  # (free, total) bytes per device
+
+    def result(self) -> ProbeResult:
+        return ProbeResult(self.outcome, self.duration, self.detail, self.version, tuple(self.devices))
 
 
 def _request(command: int, payload: bytes = b"") -> bytes:
@@ -137,18 +140,28 @@ def probe_one(address: Address, timeout: float) -> Handshake:
     return result
 
 
-def probe_all(targets, timeout: float, deadline: float) -> dict[Address, Handshake]:
+def probe_all(
+    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = 16,
+    report: Callable[[Target, ProbeResult], None] | None = None,
+) -> dict[Target, ProbeResult]:
     targets = list(dict.fromkeys(targets))
     if not targets:
         return {}
     budget = max(0.0, min(timeout, deadline - time.monotonic()))
-    pool = ThreadPoolExecutor(max_workers=min(16, len(targets)), thread_name_prefix="ggml-probe")
-    futures = {pool.submit(probe_one, address, budget): address for address in targets}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, 16, len(targets))), thread_name_prefix="ggml-probe")
+
+    def run(target: Target) -> ProbeResult:
+        result = probe_one(target.connect_to, budget).result()
+        if report:
+            report(target, result)
+        return result
+
+    futures = {pool.submit(run, target): target for target in targets}
     wait(futures, timeout=budget + 0.1)
     pool.shutdown(wait=False)
     return {
-        address: future.result() if future.done() and future.exception() is None else Handshake(TIMEOUT, budget, "probe did not finish")
-        for future, address in futures.items()
+        target: future.result() if future.done() and future.exception() is None else ProbeResult(TIMEOUT, budget, "probe did not finish")
+        for future, target in futures.items()
     }
 
 

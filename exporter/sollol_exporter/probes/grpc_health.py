@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Iterable
+from typing import Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sollol_exporter.labels import Address
-from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult
-
-_THREADS = 32
+from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -54,20 +52,28 @@ def _error(err: grpc.RpcError) -> tuple[str, str]:
 
 
 def probe_all(
-    targets: Iterable[tuple[Address, str]], timeout: float, deadline: float
-) -> dict[tuple[Address, str], ProbeResult]:
-    """Targets are (health-service address, service name) pairs."""
+    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = 32,
+    report: Callable[[Target, ProbeResult], None] | None = None,
+) -> dict[Target, ProbeResult]:
+    """Check(target.service) on the health service at target.connect_to, `limit` at a time."""
     targets = list(dict.fromkeys(targets))
     if not targets:
         return {}
     budget = max(0.0, min(timeout, deadline - time.monotonic()))
-    pool = ThreadPoolExecutor(max_workers=min(_THREADS, len(targets)), thread_name_prefix="grpc-probe")
-    futures = {pool.submit(probe_one, address, service, budget): (address, service) for address, service in targets}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, 32, len(targets))), thread_name_prefix="grpc-probe")
+
+    def run(target: Target) -> ProbeResult:
+        result = probe_one(target.connect_to, target.service, budget)
+        if report:
+            report(target, result)
+        return result
+
+    futures = {pool.submit(run, target): target for target in targets}
     wait(futures, timeout=max(0.0, deadline - time.monotonic()) + 0.05)
     pool.shutdown(wait=False, cancel_futures=True)
     results = {}
     for future, target in futures.items():
-        if future.done() and future.exception() is None:
+        if future.done() and not future.cancelled() and future.exception() is None:
             results[target] = future.result()
         else:
             results[target] = ProbeResult(TIMEOUT, budget, "scrape deadline reached")

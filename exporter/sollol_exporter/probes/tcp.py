@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
 from sollol_exporter.labels import Address
-from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult
+from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
 _RESOLVER_THREADS = 16
 
@@ -70,14 +70,28 @@ def _outcome(code: int) -> tuple[str, str]:
 
 
 def probe_all(
-    targets: Iterable[Address],
+    targets: Iterable[Target],
     timeout: float,
     deadline: float,
-    max_concurrency: int = 1024,
+    *,
+    limit: int = 1024,
+    report: Callable[[Target, ProbeResult], None] | None = None,
     resolver: Callable = socket.getaddrinfo,
-) -> dict[Address, ProbeResult]:
-    addresses = list(dict.fromkeys(targets))
+) -> dict[Target, ProbeResult]:
+    """Connect to each target's address and close at once; `limit` connects in flight at a time."""
+    by_address: dict[Address, list[Target]] = {}
+    for target in targets:
+        by_address.setdefault(target.connect_to, []).append(target)
+    results = _probe_addresses(list(by_address), timeout, deadline, limit, resolver, report and (lambda a, r: [report(t, r) for t in by_address[a]]))
+    return {target: results[address] for address, group in by_address.items() for target in group}
+
+
+def _probe_addresses(addresses: list[Address], timeout: float, deadline: float, max_concurrency: int, resolver: Callable,
+                     report: Callable | None) -> dict[Address, ProbeResult]:
     resolved, results = _resolve(addresses, deadline, resolver)
+    if report:
+        for address, result in results.items():
+            report(address, result)
     queue = deque(address for address in addresses if address in resolved)
     selector = selectors.DefaultSelector()
     in_flight: dict[socket.socket, tuple[Address, float]] = {}
@@ -87,6 +101,8 @@ def probe_all(
         selector.unregister(sock)
         sock.close()
         results[address] = ProbeResult(outcome, time.monotonic() - started, detail)
+        if report:
+            report(address, results[address])
 
     try:
         while queue or in_flight:
@@ -98,6 +114,8 @@ def probe_all(
                     sock = socket.socket(family, socket.SOCK_STREAM)
                 except OSError as err:
                     results[address] = ProbeResult(UNREACHABLE, 0.0, f"socket: {err.strerror}")
+                    if report:
+                        report(address, results[address])
                     continue
                 sock.setblocking(False)
                 code = sock.connect_ex(sockaddr)

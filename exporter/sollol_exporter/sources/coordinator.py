@@ -5,7 +5,6 @@ Never /slots: it wakes a sleeping server and resets its idle timer (peers.md §1
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -13,11 +12,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sollol_exporter import __version__
 from sollol_exporter.config import CoordinatorConfig, coordinator_label
 from sollol_exporter.labels import sanitize
 from sollol_exporter.logs import fields
-from sollol_exporter.sources.http_client import FetchError, fetch, session
+from sollol_exporter.sources.http_client import FetchError, fetch
+from sollol_exporter.values import BadValue, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,18 @@ class Reading:
     metrics_enabled: float | None = None
     metrics_up: float = 0.0
     samples: list[Sample] = field(default_factory=list)
+    build: str = ""
+    slots: float | None = None
+    sleeping: float | None = None
+    invalid_entries: int = 0
+
+
+@dataclass
+class Memory:
+    """What a coordinator told earlier reads; kept across config reloads (cluster state)."""
+
+    metrics_enabled: float | None = None
+    props_due: float = 0.0
     build: str = ""
     slots: float | None = None
     sleeping: float | None = None
@@ -80,9 +91,13 @@ def _name_part(raw: str) -> str:
     return cleaned.strip("_").lower()[:100] or "unnamed"
 
 
-def translate(text: str) -> list[Sample]:
-    """llama-server's Prometheus text → colon-free samples; unknown llamacpp:* series keep their own name."""
+def translate(text: str) -> tuple[list[Sample], int]:
+    """llama-server's Prometheus text → colon-free samples; unknown llamacpp:* series keep their own name.
+
+    A series repeated with the same labels is kept once (the first); the repeats are counted and returned."""
     samples = []
+    seen: set[tuple] = set()
+    repeated = 0
     for family in text_string_to_metric_families(text):
         base = family.name.split(":", 1)[1] if family.name.startswith("llamacpp:") else None
         if base is None:
@@ -101,21 +116,21 @@ def translate(text: str) -> list[Sample]:
                     name += "_total"
                 help_text = sanitize(family.documentation or f"llama-server series llamacpp:{raw_name}.", 200)
             labels = {_name_part(k): sanitize(v) for k, v in sample.labels.items()}
+            key = (name, tuple(sorted(labels.items())))
+            if key in seen:
+                repeated += 1
+                continue
+            seen.add(key)
             samples.append(Sample(name, kind, help_text, labels, float(sample.value)))
-    return samples
+    return samples, repeated
 
 
 class CoordinatorClient:
-    def __init__(self, config: CoordinatorConfig):
+    def __init__(self, config: CoordinatorConfig, memory: Memory | None = None):
         self.config = config
         self.name = coordinator_label(config)
         self.base = config.url.rstrip("/")
-        self.http = session(f"sollol-exporter/{__version__}")
-        self.metrics_enabled: float | None = None
-        self.props_due = 0.0
-        self.build = ""
-        self.slots: float | None = None
-        self.sleeping: float | None = None
+        self.memory = memory if memory is not None else Memory()
 
     def _auth(self) -> dict:
         key = self.config.api_key
@@ -132,11 +147,12 @@ class CoordinatorClient:
         reading = self._health(deadline)
         if reading.state == OK and self.config.metrics:
             self._metrics(reading, deadline)
-        if reading.state == OK and time.monotonic() >= self.props_due:
+        if reading.state == OK and time.monotonic() >= self.memory.props_due:
             self._props(deadline)
         reading.duration = time.monotonic() - started
-        reading.metrics_enabled = self.metrics_enabled if self.config.metrics else 0.0
-        reading.build, reading.slots, reading.sleeping = self.build, self.slots, self.sleeping
+        memory = self.memory
+        reading.metrics_enabled = memory.metrics_enabled if self.config.metrics else 0.0
+        reading.build, reading.slots, reading.sleeping = memory.build, memory.slots, memory.sleeping
         return reading
 
     def _budget(self, deadline: float) -> float:
@@ -144,7 +160,7 @@ class CoordinatorClient:
 
     def _health(self, deadline: float) -> Reading:
         try:
-            reply = fetch(self.http, self.base + "/health", self._budget(deadline))
+            reply = fetch(self.base + "/health", self._budget(deadline))
         except FetchError as err:
             state = HUNG if err.kind == "timeout" else UNREACHABLE
             return Reading(state, 0.0, str(err))
@@ -156,7 +172,7 @@ class CoordinatorClient:
 
     def _metrics(self, reading: Reading, deadline: float) -> None:
         try:
-            reply = fetch(self.http, self.base + "/metrics", self._budget(deadline), headers=self._auth())
+            reply = fetch(self.base + "/metrics", self._budget(deadline), headers=self._auth())
         except FetchError as err:
             if err.kind == "timeout":
                 reading.state, reading.detail = STALLED, "/health is ok but /metrics timed out"
@@ -164,7 +180,7 @@ class CoordinatorClient:
                 reading.detail = f"/metrics: {err}"
             return
         if reply.status == 501:
-            self.metrics_enabled = 0.0
+            self.memory.metrics_enabled = 0.0
             reading.detail = "metrics endpoint disabled (start llama-server with --metrics)"
             return
         if reply.status in (401, 403):
@@ -173,26 +189,27 @@ class CoordinatorClient:
         if reply.status != 200:
             reading.detail = f"/metrics answered HTTP {reply.status}"
             return
-        self.metrics_enabled = 1.0
+        self.memory.metrics_enabled = 1.0
         try:
-            reading.samples = translate(reply.body.decode("utf-8", "replace"))
+            reading.samples, reading.invalid_entries = translate(reply.body.decode("utf-8", "replace"))
             reading.metrics_up = 1.0
-        except (ValueError, IndexError, TypeError) as err:
+        except (ValueError, IndexError, TypeError, RecursionError) as err:
             reading.detail = f"/metrics: unparseable ({str(err)[:80]})"
 
     def _props(self, deadline: float) -> None:
-        self.props_due = time.monotonic() + self.config.props_interval
+        memory = self.memory
+        memory.props_due = time.monotonic() + self.config.props_interval
         try:
-            reply = fetch(self.http, self.base + "/props", self._budget(deadline), headers=self._auth())
-            props = json.loads(reply.body) if reply.status == 200 else None
-        except (FetchError, ValueError):
+            reply = fetch(self.base + "/props", self._budget(deadline), headers=self._auth())
+            props = decode_json(reply.body, "/props") if reply.status == 200 else None
+        except (FetchError, BadValue):
             props = None
         if not isinstance(props, dict):
-            self.props_due = time.monotonic() + min(60.0, self.config.props_interval)
+            memory.props_due = time.monotonic() + min(60.0, self.config.props_interval)
             return
         build = props.get("build_info")
-        self.build = sanitize(build, 64) if isinstance(build, str) else self.build
+        memory.build = sanitize(build, 64) if isinstance(build, str) else memory.build
         slots = props.get("total_slots")
-        self.slots = float(slots) if isinstance(slots, int) and not isinstance(slots, bool) else self.slots
+        memory.slots = float(slots) if isinstance(slots, int) and not isinstance(slots, bool) and slots < 2**31 else memory.slots
         sleeping = props.get("is_sleeping")
-        self.sleeping = float(sleeping) if isinstance(sleeping, bool) else self.sleeping
+        memory.sleeping = float(sleeping) if isinstance(sleeping, bool) else memory.sleeping

@@ -5,14 +5,12 @@ Its other endpoints scan the local /24 or run `ps aux` on every call (sollol-dat
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
-from sollol_exporter import __version__
 from sollol_exporter.labels import sanitize
-from sollol_exporter.sources.http_client import FetchError, fetch, session
-from sollol_exporter.values import items, mapping, number, text
+from sollol_exporter.sources.http_client import FetchError, fetch
+from sollol_exporter.values import BadValue, decode_json, items, mapping, number, text
 
 DASHBOARD_SERVICE, UNIFIED, LEGACY = "dashboard_service", "unified_dashboard", "legacy_dashboard"
 
@@ -26,6 +24,7 @@ class Application:
     active: bool
     uptime: float | None
     last_heartbeat: float | None
+    label: str = ""  # the name, made unique with the app id where two apps share it
 
 
 @dataclass
@@ -36,15 +35,21 @@ class Reading:
     kind: str = ""
     applications: list[Application] = field(default_factory=list)
     invalid_entries: int = 0
+    dropped_entries: int = 0
+    vanished: list[tuple[str, str]] = field(default_factory=list)  # (app, router_type) still reported with up 0
 
 
-def parse_applications(body: bytes) -> tuple[str, list[Application], int]:
-    doc = json.loads(body)
+MAX_APPLICATIONS = 1000
+
+
+def parse_applications(body: bytes) -> tuple[str, list[Application], int, int]:
+    """(kind, applications, invalid entries, entries past MAX_APPLICATIONS)."""
+    doc = decode_json(body, "/api/applications")
     if not isinstance(doc, dict) or not isinstance(doc.get("applications"), list):
-        raise ValueError("no applications list")
+        raise BadValue("no applications list")
     kind = UNIFIED if "active" in doc else DASHBOARD_SERVICE
     apps, invalid = [], 0
-    for entry in items(doc["applications"])[:1000]:
+    for entry in items(doc["applications"])[:MAX_APPLICATIONS]:
         name = text(mapping(entry).get("name"))
         if not name:
             invalid += 1
@@ -61,19 +66,18 @@ def parse_applications(body: bytes) -> tuple[str, list[Application], int]:
                 last_heartbeat=number(entry.get("last_heartbeat")),
             )
         )
-    return kind, apps, invalid
+    return kind, apps, invalid, max(0, len(doc["applications"]) - MAX_APPLICATIONS)
 
 
 class DashboardClient:
     def __init__(self, url: str, timeout: float):
         self.base = url.rstrip("/")
         self.timeout = timeout
-        self.http = session(f"sollol-exporter/{__version__}")
 
     def read(self, deadline: float) -> Reading:
         started = time.monotonic()
         try:
-            reply = fetch(self.http, self.base + "/api/applications", min(self.timeout, deadline - time.monotonic()))
+            reply = fetch(self.base + "/api/applications", min(self.timeout, deadline - time.monotonic()))
         except FetchError as err:
             return Reading(False, time.monotonic() - started, str(err))
         duration = time.monotonic() - started
@@ -82,7 +86,8 @@ class DashboardClient:
         if reply.status != 200:
             return Reading(False, duration, f"/api/applications answered HTTP {reply.status}")
         try:
-            kind, apps, invalid = parse_applications(reply.body)
-        except ValueError as err:
-            return Reading(False, duration, f"/api/applications: {str(err)[:80]}")
-        return Reading(True, duration, kind=kind, applications=apps, invalid_entries=invalid)
+            kind, apps, invalid, dropped = parse_applications(reply.body)
+        except BadValue as err:
+            return Reading(False, duration, str(err)[:120], invalid_entries=1)
+        return Reading(True, duration, kind=kind, applications=apps, invalid_entries=invalid, dropped_entries=dropped)
+

@@ -1,13 +1,27 @@
-"""A requests session with bounded reads: a peer cannot make the exporter download megabytes or wait forever."""
+"""GET with one total deadline: connect, headers and body together, however slowly a peer trickles bytes.
+
+A per-read timeout is not enough: a peer that sends one byte a second never lets a read time out. So every
+connection is also registered with a watchdog thread that shuts the socket down when its deadline passes,
+which ends whatever read is blocked on it. Bodies are bounded in size. No proxies, no redirects.
+"""
 
 from __future__ import annotations
 
+import base64
+import heapq
+import http.client
+import itertools
+import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
-import requests
+from sollol_exporter import __version__
 
 MAX_BODY_BYTES = 4 * 1_048_576
+USER_AGENT = f"sollol-exporter/{__version__}"
 
 
 @dataclass
@@ -18,48 +32,127 @@ class Response:
 
 
 class FetchError(Exception):
-    """`kind` is refused, timeout, dns_error, too_large or error."""
+    """`kind` is refused, timeout, dns_error, too_large or error. The message never holds the URL."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
 
 
-def session(user_agent: str) -> requests.Session:
-    http = requests.Session()
-    http.headers["User-Agent"] = user_agent
-    http.trust_env = False
-    return http
+class _Watchdog:
+    """Shuts down sockets whose deadline has passed; one thread for the whole process."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._sockets: dict[int, socket.socket] = {}
+        self._ids = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> int:
+        with self._wake:
+            token = next(self._ids)
+            self._sockets[token] = sock
+            heapq.heappush(self._heap, (deadline, token))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+            return token
+
+    def release(self, token: int) -> None:
+        with self._wake:
+            self._sockets.pop(token, None)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0][1] not in self._sockets:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                deadline, token = self._heap[0]
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    continue
+                heapq.heappop(self._heap)
+                sock = self._sockets.pop(token, None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
 
-def fetch(http: requests.Session, url: str, timeout: float, headers: dict | None = None) -> Response:
+_WATCHDOG = _Watchdog()
+_TLS = ssl.create_default_context()
+
+
+def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
     """GET url; the whole exchange, body included, must finish within `timeout` seconds."""
     if timeout <= 0:
         raise FetchError("timeout", "no time left in the scrape budget")
     deadline = time.monotonic() + timeout
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    request_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if parts.username is not None or parts.password is not None:
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+        request_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    request_headers.update(headers or {})
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with http.get(url, timeout=(timeout, timeout), headers=headers, stream=True, allow_redirects=False) as reply:
-            chunks, size = [], 0
-            for chunk in reply.iter_content(65536):
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise FetchError("too_large", f"response larger than {MAX_BODY_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise FetchError("timeout", "response body too slow")
-                chunks.append(chunk)
-            return Response(reply.status_code, b"".join(chunks), dict(reply.headers))
-    except requests.exceptions.ConnectTimeout:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror:
+        raise FetchError("dns_error", "name resolution failed") from None
+    except ConnectionRefusedError:
+        raise FetchError("refused", "connection refused") from None
+    except (socket.timeout, TimeoutError):
         raise FetchError("timeout", "connect timed out") from None
-    except (requests.exceptions.ReadTimeout, requests.exceptions.Timeout):
+    except OSError as err:
+        raise FetchError("error", f"connection failed: {err.strerror or type(err).__name__}") from None
+    token = _WATCHDOG.watch(sock, deadline)
+    try:
+        return _exchange(sock, parts.scheme, host, port, target, request_headers, deadline)
+    finally:
+        _WATCHDOG.release(token)
+        sock.close()
+
+
+def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: str, headers: dict, deadline: float) -> Response:
+    connection = http.client.HTTPConnection(host, port)
+    try:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        connection.sock = _TLS.wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
+        connection.request("GET", target, headers=headers)
+        reply = connection.getresponse()
+        length = reply.getheader("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise FetchError("too_large", f"response larger than {MAX_BODY_BYTES} bytes")
+        chunks, size = [], 0
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            chunk = reply.read1(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise FetchError("too_large", f"response larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise FetchError("timeout", "response too slow")
+        return Response(reply.status, b"".join(chunks), {k.lower(): v for k, v in reply.getheaders()})
+    except FetchError:
+        raise
+    except (socket.timeout, TimeoutError):
         raise FetchError("timeout", "read timed out") from None
-    except requests.exceptions.ConnectionError as err:
-        text = str(err).lower()
-        if "refused" in text:
-            raise FetchError("refused", "connection refused") from None
-        if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text or "name resolution" in text:
-            raise FetchError("dns_error", "name resolution failed") from None
-        if "timed out" in text:
-            raise FetchError("timeout", "timed out") from None
-        raise FetchError("error", "connection failed") from None
-    except requests.exceptions.RequestException as err:
-        raise FetchError("error", type(err).__name__) from None
+    except ssl.SSLError as err:
+        raise FetchError("error", f"TLS: {err.reason or type(err).__name__}") from None
+    except (http.client.HTTPException, OSError, ValueError) as err:
+        if time.monotonic() >= deadline:
+            raise FetchError("timeout", "response too slow") from None
+        raise FetchError("error", f"bad response: {type(err).__name__}") from None
+    finally:
+        connection.close()

@@ -5,15 +5,13 @@ Ollama has no /metrics of its own. `/api/tags` (installed models, read from disk
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sollol_exporter import __version__
 from sollol_exporter.labels import Address, sanitize
-from sollol_exporter.sources.http_client import FetchError, fetch, session
-from sollol_exporter.values import items, mapping, number, text
+from sollol_exporter.sources.http_client import FetchError, fetch
+from sollol_exporter.values import BadValue, decode_json, items, mapping, number, text
 
 # keep_alive < 0 pins a model; Ollama then reports an expiry ~292 years ahead (peers.md §3).
 MAX_EXPIRY_SECONDS = 365 * 86400.0
@@ -35,6 +33,7 @@ class Reading:
     detail: str = ""
     models: list[Model] = field(default_factory=list)
     version: str = ""
+    invalid_entries: int = 0
 
 
 def _expiry(value: object, now: datetime) -> float | None:
@@ -58,7 +57,8 @@ def _expiry(value: object, now: datetime) -> float | None:
 
 
 def parse_ps(body: bytes) -> list[Model]:
-    doc = json.loads(body)
+    """Loaded models from /api/ps; raises BadValue for a body that is not JSON within bounds."""
+    doc = decode_json(body, "/api/ps")
     now = datetime.now(timezone.utc)
     models = []
     for entry in items(mapping(doc).get("models")):
@@ -80,18 +80,18 @@ def parse_ps(body: bytes) -> list[Model]:
 
 
 class OllamaClient:
-    def __init__(self, timeout: float, host_header: str, version_interval: float):
+    def __init__(self, timeout: float, host_header: str, version_interval: float, versions: dict | None = None):
         self.timeout = timeout
         self.headers = {"Host": host_header} if host_header else None
         self.version_interval = version_interval
-        self.http = session(f"sollol-exporter/{__version__}")
-        self.versions: dict[Address, tuple[str, float]] = {}
+        # {node: (version, when to ask again)}: cluster state, kept across config reloads
+        self.versions: dict[Address, tuple[str, float]] = versions if versions is not None else {}
 
     def read(self, node: Address, deadline: float) -> Reading:
         base = f"http://{node}"
         started = time.monotonic()
         try:
-            root = fetch(self.http, base + "/", min(self.timeout, deadline - time.monotonic()), self.headers)
+            root = fetch(base + "/", min(self.timeout, deadline - time.monotonic()), self.headers)
         except FetchError as err:
             return Reading(False, time.monotonic() - started, str(err))
         duration = time.monotonic() - started
@@ -99,15 +99,16 @@ class OllamaClient:
             return Reading(False, duration, f"GET / answered HTTP {root.status}")
         reading = Reading(True, duration)
         try:
-            ps = fetch(self.http, base + "/api/ps", min(self.timeout, deadline - time.monotonic()), self.headers)
+            ps = fetch(base + "/api/ps", min(self.timeout, deadline - time.monotonic()), self.headers)
             if ps.status == 200:
                 reading.models = parse_ps(ps.body)
             else:
                 reading.detail = f"/api/ps answered HTTP {ps.status}"
         except FetchError as err:
             reading.detail = f"/api/ps: {err}"
-        except ValueError:
-            reading.detail = "/api/ps: invalid JSON"
+        except BadValue as err:
+            reading.detail = str(err)
+            reading.invalid_entries += 1
         reading.version = self._version(node, base, deadline)
         return reading
 
@@ -117,9 +118,9 @@ class OllamaClient:
             return version
         self.versions[node] = (version, time.monotonic() + self.version_interval)
         try:
-            reply = fetch(self.http, base + "/api/version", min(self.timeout, deadline - time.monotonic()), self.headers)
-            found = text(mapping(json.loads(reply.body)).get("version")) if reply.status == 200 else None
-        except (FetchError, ValueError):
+            reply = fetch(base + "/api/version", min(self.timeout, deadline - time.monotonic()), self.headers)
+            found = text(mapping(decode_json(reply.body, "/api/version")).get("version")) if reply.status == 200 else None
+        except (FetchError, BadValue):
             found = None
         if found:
             version = sanitize(found, 64)

@@ -1,11 +1,12 @@
 """One read of SOLLOL's Redis per scrape: the metadata key, GPU and worker-registration keys, new routing events.
 
-Read-only, SCAN (never KEYS), sizes checked before values are fetched. Values are kept as bytes here; parsing
-and its errors belong to the collectors.
+Read-only, SCAN (never KEYS), sizes checked before values are fetched. Each command is bounded by the socket
+timeout and the read as a whole by a deadline, checked between commands. Values are kept as bytes here.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -17,6 +18,7 @@ RPC_NODE_PREFIX = "sollol:rpc:node:"
 ROUTING_STREAM = "sollol:routing_stream"
 _STREAM_BATCH = 1000
 _STREAM_MAX_PER_SCRAPE = 50_000
+MAX_KEYS = 10_000  # per prefix; the rest are counted in Snapshot.dropped, not fetched
 
 
 @dataclass
@@ -35,9 +37,15 @@ class Snapshot:
     metadata_ttl: int | None = None
     gpu: dict[str, Value] = field(default_factory=dict)
     rpc_nodes: dict[str, Value] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # "gpu" / "rpc_nodes": keys past MAX_KEYS
     routing_events: list[bytes | None] = field(default_factory=list)
     routing_stream_length: int | None = None
+    routing_cursor: bytes | None = None
     routing_error: str = ""
+
+
+class _PastDeadline(redis.TimeoutError):
+    pass
 
 
 class RedisReader:
@@ -49,31 +57,38 @@ class RedisReader:
         self.client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False, retry_on_timeout=False
         )
-        self.routing_last_id: bytes | None = None
+        self.deadline = float("inf")
 
     def close(self) -> None:
         self.client.close()
 
-    def read(self) -> Snapshot:
-        snapshot = Snapshot()
+    def _check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _PastDeadline("no answer within the scrape budget")
+
+    def read(self, deadline: float = float("inf"), routing_cursor: bytes | None = None) -> Snapshot:
+        """Everything the exporter reads from Redis; the routing stream from `routing_cursor` (None: from now on)."""
+        self.deadline = deadline
+        snapshot = Snapshot(routing_cursor=routing_cursor)
         try:
             self.client.ping()
             snapshot.up = True
             snapshot.metadata, snapshot.metadata_ttl = self._metadata()
-            snapshot.gpu = self._prefixed(GPU_PREFIX, skip={GPU_STREAM})
-            snapshot.rpc_nodes = self._prefixed(RPC_NODE_PREFIX)
+            snapshot.gpu, snapshot.dropped["gpu"] = self._prefixed(GPU_PREFIX, skip={GPU_STREAM})
+            snapshot.rpc_nodes, snapshot.dropped["rpc_nodes"] = self._prefixed(RPC_NODE_PREFIX)
         except (redis.RedisError, OSError) as err:
             snapshot.up = False
             snapshot.error = _describe(err)
             return snapshot
         if self.read_routing:
             try:
-                snapshot.routing_events, snapshot.routing_stream_length = self._routing()
+                self._routing(snapshot)
             except (redis.RedisError, OSError) as err:
                 snapshot.routing_error = _describe(err)
         return snapshot
 
     def _metadata(self) -> tuple[Value | None, int | None]:
+        self._check()
         pipe = self.client.pipeline(transaction=False)
         pipe.type(METADATA_KEY)
         pipe.ttl(METADATA_KEY)
@@ -83,22 +98,33 @@ class RedisReader:
         values = self._values([METADATA_KEY], {METADATA_KEY: kind})
         return values[METADATA_KEY], ttl
 
-    def _prefixed(self, prefix: str, skip: set[str] = frozenset()) -> dict[str, Value]:
-        keys = []
-        for key in self.client.scan_iter(match=_escape(prefix) + "*", count=self.scan_count):
-            name = key.decode("utf-8", "replace")
-            if name not in skip:
-                keys.append(name)
-            if len(keys) >= 10_000:
+    def _prefixed(self, prefix: str, skip: set[str] = frozenset()) -> tuple[dict[str, Value], int]:
+        """Values of the keys under `prefix` (at most MAX_KEYS of them) and how many more there were."""
+        keys, dropped = [], 0
+        cursor = 0
+        while True:
+            self._check()
+            cursor, batch = self.client.scan(cursor, match=_escape(prefix) + "*", count=self.scan_count)
+            for key in batch:
+                name = key.decode("utf-8", "replace")
+                if name in skip:
+                    continue
+                if len(keys) < MAX_KEYS:
+                    keys.append(name)
+                else:
+                    dropped += 1
+            if cursor == 0:
                 break
+        keys = list(dict.fromkeys(keys))  # SCAN may return a key twice
         if not keys:
-            return {}
+            return {}, dropped
+        self._check()
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.type(key)
         kinds = dict(zip(keys, pipe.execute()))
         values = self._values(keys, kinds)
-        return {key[len(prefix):]: value for key, value in values.items()}
+        return {key[len(prefix):]: value for key, value in values.items()}, dropped
 
     def _values(self, keys: list[str], kinds: dict[str, bytes]) -> dict[str, Value]:
         """GET every string key that is not too large; explain the others."""
@@ -108,6 +134,7 @@ class RedisReader:
             if kinds[key] not in (b"string", b"none"):
                 result[key] = Value(error=f"WRONGTYPE: holds a {kinds[key].decode()}, not a string")
         if strings:
+            self._check()
             pipe = self.client.pipeline(transaction=False)
             for key in strings:
                 pipe.strlen(key)
@@ -119,37 +146,38 @@ class RedisReader:
                 else:
                     small.append(key)
             if small:
+                self._check()
                 for key, raw in zip(small, self.client.mget(small)):
                     if raw is not None:
                         result[key] = Value(raw=raw)
         return result
 
-    def _routing(self) -> tuple[list[bytes | None], int | None]:
-        """New entries of the routing stream since the last scrape; the first scrape only marks the position."""
+    def _routing(self, snapshot: Snapshot) -> None:
+        """New entries of the routing stream since the cursor; without a cursor, only mark the position."""
+        self._check()
         kind = self.client.type(ROUTING_STREAM)
         if kind == b"none":
-            if self.routing_last_id is None:
-                self.routing_last_id = b"0-0"
-            return [], None
+            if snapshot.routing_cursor is None:
+                snapshot.routing_cursor = b"0-0"
+            return
         if kind != b"stream":
             raise redis.ResponseError(f"WRONGTYPE: {ROUTING_STREAM} holds a {kind.decode()}, not a stream")
         newest = self.client.xrevrange(ROUTING_STREAM, count=1)
-        length = self.client.xlen(ROUTING_STREAM)
+        snapshot.routing_stream_length = self.client.xlen(ROUTING_STREAM)
         newest_id = newest[0][0] if newest else b"0-0"
-        if self.routing_last_id is None:
-            self.routing_last_id = newest_id
-            return [], length
-        if _stream_id(newest_id) < _stream_id(self.routing_last_id):
-            self.routing_last_id = b"0-0"  # the stream was deleted and written anew
-        events: list[bytes | None] = []
-        while len(events) < _STREAM_MAX_PER_SCRAPE:
-            batch = self.client.xrange(ROUTING_STREAM, min=b"(" + self.routing_last_id, count=_STREAM_BATCH)
+        if snapshot.routing_cursor is None:
+            snapshot.routing_cursor = newest_id
+            return
+        if _stream_id(newest_id) < _stream_id(snapshot.routing_cursor):
+            snapshot.routing_cursor = b"0-0"  # the stream was deleted and written anew
+        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE:
+            self._check()
+            batch = self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH)
             for entry_id, fields in batch:
-                events.append(fields.get(b"event"))
-                self.routing_last_id = entry_id
+                snapshot.routing_events.append(fields.get(b"event"))
+                snapshot.routing_cursor = entry_id
             if len(batch) < _STREAM_BATCH:
                 break
-        return events, length
 
 
 def _stream_id(entry_id: bytes) -> tuple[int, int]:

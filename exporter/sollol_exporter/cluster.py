@@ -1,0 +1,119 @@
+"""What SOLLOL told the exporter, kept for the life of the process: across scrapes and across config reloads.
+
+The clients built from the config (Redis connection, HTTP and probe settings) are replaced on reload; this is
+not. Targets that no config or SOLLOL source names any more are forgotten at the next collection.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sollol_exporter.labels import Address, parse_address, sanitize
+from sollol_exporter.metadata import MetadataStore
+from sollol_exporter.probes import ProbeResult
+from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
+from sollol_exporter.values import BadValue, decode_json, text
+
+MAX_EVENT_BYTES = 65_536
+MAX_LABEL_VALUES = 200
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class RoutingView:
+    events: dict[str, float]
+    selections: dict[str, float]
+    invalid_total: float
+    last_event: float | None
+    folded_total: float
+
+
+@dataclass
+class RoutingCounts:
+    """Routing decisions read from `sollol:routing_stream`, counted once each, and where reading stopped."""
+
+    cursor: bytes | None = None
+    events: dict[str, float] = field(default_factory=dict)
+    selections: dict[str, float] = field(default_factory=dict)
+    invalid_total: float = 0.0
+    folded_total: float = 0.0
+    last_event: float | None = None
+
+    def _count(self, table: dict[str, float], key: str) -> None:
+        if key not in table and len(table) >= MAX_LABEL_VALUES:
+            key = OTHER
+            self.folded_total += 1
+        table[key] = table.get(key, 0.0) + 1.0
+
+    def add(self, raw: bytes | None) -> bool:
+        """Count one stream entry; False (and counted as invalid) if it is not a routing event."""
+        if not self._add(raw):
+            self.invalid_total += 1
+            return False
+        return True
+
+    def _add(self, raw: bytes | None) -> bool:
+        if raw is None or len(raw) > MAX_EVENT_BYTES:
+            return False
+        try:
+            event = decode_json(raw, "routing event")
+        except BadValue:
+            return False
+        if not isinstance(event, dict) or not text(event.get("event_type")):
+            return False
+        self._count(self.events, sanitize(event["event_type"], 64))
+        if event["event_type"] == "OLLAMA_NODE_SELECTED":
+            try:
+                self._count(self.selections, str(parse_address(event.get("node_url"), 11434)))
+            except ValueError:
+                pass
+        stamp = text(event.get("timestamp"))
+        if stamp and len(stamp) < 64:
+            try:
+                moment = datetime.fromisoformat(stamp)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=timezone.utc)  # SOLLOL writes naive UTC
+                self.last_event = max(self.last_event or 0.0, moment.timestamp())
+            except (ValueError, OverflowError):
+                pass
+        return True
+
+    def view(self) -> RoutingView:
+        return RoutingView(dict(self.events), dict(self.selections), self.invalid_total, self.last_event, self.folded_total)
+
+
+class ClusterState:
+    """Long-lived state. Tasks that read a source update it under `lock`; snapshots copy from it under `lock`."""
+
+    def __init__(self, retention: float, stats_max_age: float):
+        self.lock = threading.RLock()
+        self.metadata = MetadataStore(retention, stats_max_age)
+        self.routing = RoutingCounts()
+        self.coordinators: dict[str, CoordinatorMemory] = {}
+        self.ollama_versions: dict[Address, tuple[str, float]] = {}
+        self.handshakes: dict[Address, tuple[ProbeResult, float]] = {}
+        self.handshake_backoff: dict[Address, float] = {}
+        self.applications: dict[tuple[str, str], float] = {}  # (app, router_type) -> last seen
+        self.registry_keys: list[str] = []  # suffixes of the sollol:rpc:node:* keys last read
+
+    def configure(self, retention: float, stats_max_age: float) -> None:
+        with self.lock:
+            self.metadata.retention = retention
+            self.metadata.stats_max_age = stats_max_age
+
+    def coordinator(self, name: str) -> CoordinatorMemory:
+        with self.lock:
+            return self.coordinators.setdefault(name, CoordinatorMemory())
+
+    def forget(self, coordinators: set[str], workers: set[Address], nodes: set[Address]) -> None:
+        """Drop what is kept about targets that nothing names any more."""
+        with self.lock:
+            for name in [n for n in self.coordinators if n not in coordinators]:
+                del self.coordinators[name]
+            for table in (self.handshakes, self.handshake_backoff):
+                for address in [a for a in table if a not in workers]:
+                    del table[address]
+            for node in [n for n in self.ollama_versions if n not in nodes]:
+                del self.ollama_versions[node]
