@@ -312,12 +312,14 @@ class _Expander:
         self.source = source
         self.remaining = loader.nodes + MAX_ALIAS_VALUES  # without aliases every node is visited exactly once
         self.open: set[int] = set()
+        self.furthest = 1  # nodes reached through an alias keep their anchor's line; this is where the walk is
 
     def plain(self, node: yaml.Node, path: tuple) -> Any:
         line = node.start_mark.line + 1
+        self.furthest = max(self.furthest, line)
         self.remaining -= 1
         if self.remaining < 0:
-            raise _Refused(line, f"YAML aliases expand to more than {MAX_ALIAS_VALUES} values; refusing (an alias bomb?)")
+            raise _Refused(self.furthest, f"YAML aliases expand to more than {MAX_ALIAS_VALUES} values; refusing (an alias bomb?)")
         if id(node) in self.open:
             raise _Refused(line, f"{_dotted(path)}: a YAML alias refers to a value that contains it")
         if len(path) > MAX_DEPTH:
@@ -555,8 +557,8 @@ def _check_redis_url(settings: RedisConfig, source: _Source) -> None:
         option = re.search(r"argument '(\w+)'", str(err))
         _fail(source, path, f"redis-py does not know the URL option {option[1] if option else ''!r}")
     except (ValueError, redis.RedisError) as err:
-        reason = _PERCENT_ENCODE if "@" in settings.url else str(err)
-        _fail(source, path, f"redis-py cannot use this URL: {reason}")
+        # Safe to echo: with no '@' past the host, what redis-py quotes is the host, the port or an option.
+        _fail(source, path, f"redis-py cannot use this URL: {err}")
 
 
 def _check_http_url(url: str, path: tuple, source: _Source) -> None:
