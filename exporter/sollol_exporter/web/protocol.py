@@ -64,6 +64,12 @@ def check_request_line(buffer: bytes | bytearray) -> None:
     end = buffer.find(b"\n")
     if end >= 0:
         _request_line(bytes(buffer[:end]).rstrip(b"\r").decode("latin-1"))
+        return
+    # Do not wait for a line that can never be a request: a TLS ClientHello or other binary starts with a
+    # byte that no method has.
+    method = bytes(buffer[:32]).split(b" ", 1)[0].decode("latin-1")
+    if method and not _TOKEN.match(method):
+        raise BadRequest(400, "not an HTTP request")
 
 
 def _request_line(line: str) -> tuple[str, str, tuple[int, int]]:
