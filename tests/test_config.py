@@ -74,3 +74,56 @@ def test_summary_masks_secrets():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(config.ConfigError, match="cannot read"):
         config.load(str(tmp_path / "absent.yml"), env={})
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("1m30s", 90), ("1h30m", 5400), ("1d", 86400), ("1w", 604800), ("1y", 31536000), ("500ms", 0.5),
+     ("2s500ms", 2.5), ("0", 0), ("1.5s", 1.5), ("2h", 7200), (3, 3), (0.25, 0.25)],
+)
+def test_prometheus_duration_forms_are_accepted(written, seconds, tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_text(f"redis:\n  timeout: {written}\nmetadata:\n  retention: {written}\n")
+    loaded = config.load(str(target), env={})
+    assert loaded.redis.timeout == loaded.metadata.retention == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("written", ["30s1m", "1h1h", "ms", "'1.5'", "-1", "'2'", "-1s", "1e3s", "300y", ".inf", ".nan", "true"])
+def test_malformed_or_out_of_range_durations_are_refused(written, tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_text(f"redis:\n  timeout: {written}\n")
+    with pytest.raises(config.ConfigError, match=r"^c\.yml:2: redis\.timeout: (expected a duration|duration out of range)"):
+        config.load(str(target), env={})
+
+
+def test_strings_keep_the_text_as_written(tmp_path):
+    """YAML 1.1 reads 0123 as octal 83 and 1_000 as 1000: a key or name must stay what the user typed."""
+    target = tmp_path / "c.yml"
+    target.write_text("coordinators:\n  - url: http://10.0.0.40:18080\n    name: 1_000\n    api_key: 0123\n")
+    loaded = config.load(str(target), env={})
+    assert (loaded.coordinators[0].api_key, loaded.coordinators[0].name) == ("0123", "1_000")
+
+
+def test_aliases_within_the_bound_still_work(tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_text("redis:\n  timeout: &short 300ms\nollama:\n  timeout: *short\n  nodes: &nodes [10.0.0.5, 10.0.0.6]\n"
+                      "coordinators:\n  - {url: http://10.0.0.40:18080, rpc_backends: *nodes}\n")
+    loaded = config.load(str(target), env={})
+    assert loaded.ollama.timeout == 0.3
+    assert loaded.coordinators[0].rpc_backends == ["10.0.0.5", "10.0.0.6"]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"a: \xc3\x28\n", b"a: [\x00]\n", b"# x\n" * 600_000])
+def test_any_bytes_end_in_a_config_error(content, tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_bytes(content)
+    with pytest.raises(config.ConfigError, match=r"^c\.yml"):
+        config.load(str(target), env={})
+
+
+def test_summary_masks_secrets_in_every_url():
+    loaded = config.load(None, env={"SOLLOL_REDIS_URL": "redis://user:pw-one@h:6379/0?password=pw-two"})
+    loaded.coordinators[0].url = "http://user:pw-three@h:18080/?token=pw-four"
+    loaded.dashboard.url = "http://token-five@h:8080/?api_key=pw-six"
+    shown = repr(config.summary(loaded))
+    assert not any(f"-{n}" in shown for n in ("one", "two", "three", "four", "five", "six"))
