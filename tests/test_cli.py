@@ -39,3 +39,9 @@ def test_bad_listen_address_is_reported():
 def test_version():
     result = run("--version")
     assert result.returncode == 0 and "sollol-exporter" in result.stdout
+
+
+def test_max_requests_must_be_a_non_negative_integer():
+    for bad in ("-1", "many"):
+        result = run("--web.max-requests", bad, "--config.check")
+        assert result.returncode == 2 and "--web.max-requests" in result.stderr

@@ -172,24 +172,26 @@ class _Reader:
 
     def _compose(self):
         try:
+            documents = 0
             for event in yaml.parse(self.text, Loader=yaml.SafeLoader):
                 if isinstance(event, yaml.AliasEvent):
                     raise self.fail(event.start_mark.line + 1, "YAML aliases are not allowed in the web config")
-            documents = list(yaml.compose_all(self.text, Loader=yaml.SafeLoader))
+                if isinstance(event, yaml.DocumentStartEvent):
+                    documents += 1
+                    if documents > 1:
+                        raise self.fail(event.start_mark.line + 1, "more than one YAML document")
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             raise self.fail(mark.line + 1 if mark else 1, f"invalid YAML: {err.problem or err.context}") from None
         except yaml.YAMLError as err:
             raise self.fail(1, f"invalid YAML: {str(err).splitlines()[0]}") from None
-        if len(documents) > 1:
-            raise self.fail(documents[1].start_mark.line + 1, "more than one YAML document")
-        root = documents[0] if documents else None
         if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
             return None
         return root
 
     def _value(self, node, expected, where: tuple):
-        self.lines[where] = node.start_mark.line + 1
+        self.lines.setdefault(where, node.start_mark.line + 1)
         name = ".".join(map(str, where)) or "top level"
         if isinstance(expected, dict) or expected == _STR_MAP:
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
@@ -202,6 +204,7 @@ class _Reader:
                     raise self.fail(key_node.start_mark.line + 1, f"{name}: keys must be strings")
                 key = key_node.value
                 here = (*where, key)
+                self.lines[here] = key_node.start_mark.line + 1
                 if key in result:
                     raise self.fail(key_node.start_mark.line + 1, f"{'.'.join(here)}: key given twice")
                 if expected == _STR_MAP:

@@ -1,0 +1,206 @@
+"""`--web.config.file` in the exporter-toolkit format: what is accepted, what is refused (as `file:line: what`,
+never quoting a secret), the command line's checks, and TLS on the node agent's gRPC port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.net import free_port, stop_process
+from tests.support.tls import bcrypt_hash, make_certificates, tls_section
+
+LOOP = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def write(tmp_path, text: str, name: str = "web.yml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load(path):
+    from sollol_exporter.web.watch import load as load_web
+
+    return load_web(str(path))
+
+
+def refusal(path) -> str:
+    from sollol_exporter.web.config import WebConfigError
+
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    return str(caught.value)
+
+
+def test_a_full_exporter_toolkit_file_loads(tmp_path, certs):
+    (tmp_path / "tls").mkdir()
+    for source, name in ((certs.server.cert, "server.crt"), (certs.server.key, "server.key"), (certs.ca, "ca.crt")):
+        (tmp_path / "tls" / name).write_bytes(source.read_bytes())
+    path = write(tmp_path, f"""\
+        tls_server_config:
+          cert_file: tls/server.crt
+          key_file: tls/server.key
+          client_auth_type: RequireAndVerifyClientCert
+          client_ca_file: tls/ca.crt
+          client_allowed_sans: [prometheus@example.test]
+          min_version: TLS12
+          max_version: TLS13
+          cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]
+          prefer_server_cipher_suites: true
+          curve_preferences: [X25519, CurveP256]
+        http_server_config:
+          http2: true
+          headers:
+            Content-Security-Policy: default-src 'self'
+            X-Frame-Options: sameorigin
+        basic_auth_users:
+          prometheus: {bcrypt_hash("pw")}
+        rate_limit:
+          interval: 100ms
+          burst: 5
+        """)
+    loaded = load(path)
+    tls = loaded.config.tls
+    assert tls.cert_file == str(tmp_path / "tls" / "server.crt")  # relative to the file, as exporter-toolkit
+    assert tls.requires_client_cert and tls.ciphers == ("ECDHE-RSA-AES128-GCM-SHA256",)
+    assert loaded.context is not None
+    assert loaded.config.headers["X-Frame-Options"] == "sameorigin"
+    assert loaded.config.rate_interval == pytest.approx(0.1) and loaded.config.rate_burst == 5
+    assert list(loaded.config.users) == ["prometheus"]
+
+
+def test_inline_certificate_and_key(tmp_path, certs):
+    path = write(tmp_path, yaml.safe_dump({"tls_server_config": {
+        "cert": certs.server.cert.read_text(), "key": certs.server.key.read_text(),
+        "client_ca": certs.ca.read_text(), "client_auth_type": "VerifyClientCertIfGiven"}}))
+    assert load(path).context is not None
+
+
+def test_empty_file_means_no_tls_and_no_auth(tmp_path):
+    loaded = load(write(tmp_path, "# nothing yet\n"))
+    assert loaded.context is None and loaded.config.users == {}
+
+
+@pytest.mark.parametrize("text, line, what", [
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth: x\n", 4, "unknown key 'client_auth'"),
+    ("basic_auth_users: {}\nhttp_server_config:\n  headers:\n    Server: nginx\n", 4, 'HTTP header "Server" can not be configured'),
+    ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", 3, "invalid value for X-Frame-Options"),
+    ("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n", 3, "X-Content-Type-Options"),
+    ("tls_server_config:\n  cert_file: a\n", 1, "missing one of key or key_file"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Sometimes\n", 4, "client_auth_type: invalid 'Sometimes'"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n", 1, "without a Client Auth Policy"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: SSL3\n", 4, "unknown TLS version 'SSL3'"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [RC4]\n", 4, "unknown cipher: RC4"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", 4, "client_allowed_sans requires"),
+    ("rate_limit:\n  interval: soon\n", 2, "not a duration"),
+    ("basic_auth_users:\n  a: x\n  a: y\n", 3, "given twice"),
+    ("base: &b {x: 1}\nother: *b\n", 2, "aliases are not allowed"),
+    ("tls_server_config: [1, 2]\n", 1, "expected a mapping"),
+    ("http_server_config:\n  http2: maybe\n", 2, "expected true or false"),
+    ("basic_auth_users:\n  a: [1]\n", 2, "expected a str"),
+    ("a: b: c\n", 1, "invalid YAML"),
+    ("---\n---\n", 2, "more than one YAML document"),
+])
+def test_bad_files_are_refused_with_file_and_line(tmp_path, text, line, what):
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert what in message, message
+
+
+def test_refusals_never_quote_secrets(tmp_path, certs):
+    hashed = bcrypt_hash("pw")
+    assert hashed[:20] not in refusal(write(tmp_path, f"basic_auth_users:\n  a: '{hashed[:-1]}'\n"))
+    assert "not a bcrypt hash" in refusal(write(tmp_path, "basic_auth_users:\n  a: plain-text-password\n"))
+    assert "plain-text-password" not in refusal(write(tmp_path, "basic_auth_users:\n  a: plain-text-password\n"))
+    secret_key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
+    message = refusal(write(tmp_path, yaml.safe_dump({"tls_server_config": {"cert": certs.server.cert.read_text(), "key": secret_key}})))
+    assert "TOPSECRET" not in message and "failed to load the certificate and key" in message
+
+
+def test_missing_and_mismatched_certificate_files(tmp_path, certs):
+    message = refusal(write(tmp_path, yaml.safe_dump({"tls_server_config": {"cert_file": str(tmp_path / "nope.crt"), "key_file": str(certs.server.key)}})))
+    assert "failed to read cert_file" in message
+    other = make_certificates(tmp_path / "other")
+    message = refusal(write(tmp_path, yaml.safe_dump({"tls_server_config": {"cert_file": str(certs.server.cert), "key_file": str(other.server.key)}})))
+    assert "failed to load the certificate and key" in message
+
+
+def run(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "sollol_exporter", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_config_check_validates_the_web_config(tmp_path, certs):
+    good = write(tmp_path, yaml.safe_dump({"tls_server_config": tls_section(certs)}), "good.yml")
+    result = run("--web.config.file", str(good), "--config.check")
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+    bad = write(tmp_path, "tls_server_config:\n  cert_file: x.crt\n  key_file: x.key\n  bogus: 1\n", "bad.yml")
+    result = run("--web.config.file", str(bad), "--config.check")
+    assert result.returncode == 2
+    assert f"{bad}:4: tls_server_config: unknown key 'bogus'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_start_refuses_an_unusable_web_config(tmp_path):
+    bad = write(tmp_path, "basic_auth_users:\n  u: secret-in-clear\n", "bad.yml")
+    result = run("--web.config.file", str(bad), "--web.listen-address", f"{LOOP}:{free_port()}")
+    assert result.returncode == 2
+    assert f"{bad}:2:" in result.stderr and "secret-in-clear" not in result.stderr and "Traceback" not in result.stderr
+
+
+# -- the node agent's gRPC port (no worker needed: a port nobody listens on is NOT_SERVING) -------------------------
+
+class TLSAgent:
+    def __init__(self, tmp_path, web_config: dict):
+        self.port = free_port()
+        self.web_config = tmp_path / f"agent-web-{self.port}.yml"
+        self.web_config.write_text(yaml.safe_dump(web_config))
+        self.log = open(tmp_path / f"agent-{self.port}.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sollol_exporter", "agent", "--web.listen-address", f"{LOOP}:{self.port}",
+             "--rpc.port", str(free_port()), "--web.config.file", str(self.web_config)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def check(self, credentials) -> int:
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        with grpc.secure_channel(f"{LOOP}:{self.port}", credentials, options=options) as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+            return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+
+    def stop(self):
+        stop_process(self.process)
+        self.log.close()
+
+
+def test_agent_serves_grpc_over_tls_and_requires_client_certificates(tmp_path, certs):
+    agent = TLSAgent(tmp_path, {"tls_server_config": tls_section(certs, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(certs.ca))})
+    try:
+        ca = certs.ca.read_bytes()
+        trusted = grpc.ssl_channel_credentials(ca, certs.client.key.read_bytes(), certs.client.cert.read_bytes())
+        assert agent.check(trusted) == health_pb2.HealthCheckResponse.NOT_SERVING
+        for credentials in (grpc.ssl_channel_credentials(ca),
+                            grpc.ssl_channel_credentials(ca, certs.stranger.key.read_bytes(), certs.stranger.cert.read_bytes())):
+            with pytest.raises(grpc.FutureTimeoutError):
+                agent.check(credentials)
+        with grpc.insecure_channel(f"{LOOP}:{agent.port}") as channel:
+            with pytest.raises(grpc.RpcError):
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+    finally:
+        agent.stop()
+
+
+def test_agent_refuses_a_bad_web_config(tmp_path):
+    bad = write(tmp_path, "tls_server_config:\n  cert_file: a\n", "bad.yml")
+    result = run("agent", "--rpc.port", "1", "--web.listen-address", f"{LOOP}:{free_port()}", "--web.config.file", str(bad))
+    assert result.returncode == 2 and f"{bad}:1:" in result.stderr
