@@ -517,6 +517,7 @@ def _check(config: Config, source: _Source) -> None:
         _check_port(backend.grpc.port, ("rpc_backends", "static", index, "grpc", "port"), source)
     for index, node in enumerate(config.ollama.nodes):
         _address(node, 11434, ("ollama", "nodes", index), source)
+    _check_header_value(config.ollama.host_header, ("ollama", "host_header"), source)
     if config.dashboard.enabled:
         _check_http_url(config.dashboard.url, ("dashboard", "url"), source)
     if config.scrape.timeout <= config.scrape.timeout_margin:
@@ -569,7 +570,7 @@ def _check_http_url(url: str, path: tuple, source: _Source) -> None:
 
 
 def _check_header_value(value: str, path: tuple, source: _Source) -> None:
-    """A key sent as an HTTP header: control characters or non-Latin-1 text would fail every request."""
+    """A value sent as an HTTP header: control characters or non-Latin-1 text would fail every request."""
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:

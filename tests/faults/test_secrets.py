@@ -7,6 +7,7 @@ unreachable, so their errors are logged), in `--config.check` output or in any C
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from urllib.parse import quote
@@ -161,3 +162,41 @@ def test_redis_url_from_the_environment_is_masked_too():
     with pytest.raises(config.ConfigError) as caught:
         config.load(None, env={"SOLLOL_REDIS_URL": f"redis://:{S['redis_password']}/x@127.0.0.1:6379/0"})
     assert leaked(str(caught.value)) == []
+
+
+def _format(style: str, message: str, **values) -> str:
+    from sollol_exporter import logs
+
+    record = logging.LogRecord("sollol_exporter.scrape", logging.WARNING, __file__, 1, message, None, None)
+    record.fields = values
+    return logs.Formatter(style, debug=False).format(record)
+
+
+@pytest.mark.parametrize("style", ["logfmt", "json"])
+def test_log_masks_a_secret_that_a_peer_echoes(style, tmp_path):
+    """Defence in depth: once the config is loaded, its secrets are masked in any log field, whoever wrote it."""
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(secret_config(tmp_path)))
+    config.load(str(path), env={})
+    echoed = f"401 for Bearer {S['api_key']}; key file said {S['api_key_file']}; redis said {S['redis_password']}"
+    line = _format(style, "peer error: " + echoed, error=echoed, url=f"http://x:{S['dashboard_password']}@h/?secret={S['dashboard_secret']}")
+    assert leaked(line) == [], line
+    assert "<secret>" in line
+
+
+def test_uncaught_thread_exception_is_one_masked_log_line(tmp_path):
+    """A thread dying with a secret in its error (as a reload did with a Redis password) must not print it raw."""
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(secret_config(tmp_path)))
+    script = (
+        "import threading, sys\n"
+        "from sollol_exporter import config, logs\n"
+        "logs.setup('info', 'logfmt')\n"
+        f"config.load({str(path)!r}, env={{}})\n"
+        f"def fail(): raise ValueError('Port could not be cast to integer value as {S['redis_password']}')\n"
+        "thread = threading.Thread(target=fail); thread.start(); thread.join()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in result.stderr
+    assert leaked(result.stderr) == [], result.stderr
+    assert "ValueError" in result.stderr
