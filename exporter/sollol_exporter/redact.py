@@ -53,7 +53,10 @@ def text(value: str) -> str:
     masked = _USERINFO.sub(lambda m: m["scheme"] + SECRET + "@", value)
     masked = _PARAMETER.sub(_mask_parameter, masked)
     literal = _literal
-    return literal.sub(SECRET, masked) if literal is not None else masked
+    if literal is None:
+        return masked
+    # Leave the markers alone: a secret that happens to be "secret" must not turn <secret> into <<secret>>.
+    return SECRET.join(literal.sub(SECRET, part) for part in masked.split(SECRET))
 
 
 url = text  # the same masking, named for call sites that hold one URL

@@ -200,3 +200,10 @@ def test_uncaught_thread_exception_is_one_masked_log_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert leaked(result.stderr) == [], result.stderr
     assert "ValueError" in result.stderr
+
+
+def test_a_secret_named_secret_leaves_the_markers_alone(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("redis:\n  url: redis://:secret@127.0.0.1:6379/0?password=secret\n")
+    shown = config.summary(config.load(str(path), env={}))
+    assert shown["redis"]["url"] == "redis://<secret>@127.0.0.1:6379/0?password=<secret>"
