@@ -208,3 +208,22 @@ def _answers(family, host, port) -> bool:
         return exchange(port, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", family=family, host=host).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def test_slow_clients_hold_no_worker(start_exporter, redis_db):
+    """More half-sent request heads than --web.max-requests: they wait in the selector, scrapes still answer."""
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}), extra_args=("--web.max-requests", "4"))
+    slow = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection((LOOP, exporter.port), timeout=5)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(sock)
+        time.sleep(0.3)
+        for _ in range(5):
+            started = time.monotonic()
+            assert requests.get(exporter.url + "/metrics", timeout=10).status_code == 200
+            assert time.monotonic() - started < 2
+    finally:
+        for sock in slow:
+            sock.close()

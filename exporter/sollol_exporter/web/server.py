@@ -175,13 +175,50 @@ class Server:
             pass
 
     def _readable(self, connection: Connection) -> None:
+        """Read what arrived without blocking; hand the connection to a worker only once a whole request head
+        (or something that can never become one) is there, so that slow clients hold no worker."""
         if not connection.handshaken:
             self._handshake(connection)
             return
+        first_bytes = not connection.buffer
+        try:
+            while True:
+                chunk = connection.sock.recv(65536)
+                if not chunk:
+                    self._unwatch(connection)
+                    self._close(connection)
+                    return
+                connection.buffer += chunk
+                if not connection.tls or not connection.sock.pending() or len(connection.buffer) > protocol.MAX_HEAD_BYTES:
+                    break
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except (OSError, ValueError):
+            self._unwatch(connection)
+            self._close(connection)
+            return
+        if first_bytes and connection.buffer:
+            # A new connection keeps the deadline it got at accept; a kept-alive one starts its head timer now.
+            connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
+        if not self._head_ready(connection.buffer):
+            return
         self._unwatch(connection)
-        # A new connection keeps the deadline it got at accept; a kept-alive one starts its head timer now.
-        connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
         self._dispatch(connection)
+
+    @staticmethod
+    def _head_ready(buffer: bytearray) -> bool:
+        """True when a worker has something to answer: a complete head, or bytes that are already wrong."""
+        start = len(buffer) - len(buffer.lstrip(b"\r\n"))
+        rest = buffer[start:]
+        if not rest:
+            return False
+        if len(rest) > protocol.MAX_HEAD_BYTES or protocol.head_end(rest) >= 0:
+            return True
+        try:
+            protocol.check_request_line(rest)
+        except BadRequest:
+            return True
+        return False
 
     def _handshake(self, connection: Connection) -> None:
         try:
@@ -247,7 +284,8 @@ class Server:
             except OSError:
                 self._close(connection)
                 continue
-            self._watch(connection, time.monotonic() + self.idle_timeout)
+            timeout = self.header_timeout if connection.buffer else self.idle_timeout
+            self._watch(connection, time.monotonic() + timeout)
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -256,6 +294,11 @@ class Server:
         self._last_sweep = now
         for connection in [c for c in self.idle if c.deadline <= now]:
             self._unwatch(connection)
+            if connection.buffer and connection.handshaken:  # half a request head: say why before closing
+                try:
+                    connection.sock.send(protocol.canned(408, "request head not received in time"))
+                except (OSError, ValueError):
+                    pass
             self._close(connection)
 
     def _evict_oldest_idle(self) -> bool:
@@ -304,8 +347,10 @@ class Server:
             if not keep:
                 self._linger(connection)
                 return False
-            if not connection.pending():
-                return True
+            while connection.tls and connection.sock.pending() and len(connection.buffer) <= protocol.MAX_HEAD_BYTES:
+                connection.buffer += connection.sock.recv(65536)  # decrypted already: the selector cannot see it
+            if not self._head_ready(connection.buffer):
+                return True  # the selector waits for the rest
             connection.deadline = time.monotonic() + self.header_timeout
 
     def _read_request(self, connection: Connection) -> Request | None:

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""HTTP load on the real exporter: how scrape latency, threads, open files and memory hold up.
+
+Starts the exporter (a subprocess, as users run it) against a tiny local redis-server, all on loopback, and runs:
+  concurrent   rounds of 50 scrapes at once
+  consecutive  10,000 scrapes one after the other on one kept-alive connection
+  idle         2,000 connections opened and held silent, while scrapes go on
+  flood        many connects and closes as fast as possible, some with half a request, while scrapes go on
+For each case it prints scrape latency percentiles (p50/p95/p99/max), failures, and the exporter's threads, open
+file descriptors and RSS read from /proc. Bounded loops; it stops the exporter and redis by PID when done.
+
+    .venv/bin/python bench/http_load.py [--consecutive 10000] [--idle 2000] [--flood 5000]
+
+To compare with another copy of the package, set PYTHONPATH to its directory: the subprocess inherits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.net import free_port, stop_process, wait_for  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+LOOP = "127.0.0.1"
+
+
+def process_figures(pid: int) -> dict:
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        status[key] = value.strip()
+    return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "rss_mb": int(status["VmRSS"].split()[0]) / 1024}
+
+
+class Scraper:
+    """Scrapes over one kept-alive connection, reconnecting when the server closes it."""
+
+    def __init__(self, port: int, timeout: float = 30):
+        self.port = port
+        self.timeout = timeout
+        self.connection = None
+
+    def scrape(self) -> tuple[float, int | str]:
+        started = time.perf_counter()
+        try:
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(LOOP, self.port, timeout=self.timeout)
+            self.connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": "10"})
+            reply = self.connection.getresponse()
+            reply.read()
+            status = reply.status
+            if reply.getheader("Connection", "").lower() == "close":
+                self.close()
+        except (OSError, http.client.HTTPException) as err:
+            self.close()
+            status = type(err).__name__
+        return time.perf_counter() - started, status
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def summary(name: str, results: list[tuple[float, int | str]], figures: dict, extra: str = "") -> None:
+    latencies = sorted(seconds * 1000 for seconds, status in results if status == 200)
+    failures = {}
+    for _, status in results:
+        if status != 200:
+            failures[str(status)] = failures.get(str(status), 0) + 1
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))] if latencies else float("nan")
+
+    failed = ", ".join(f"{k}: {v}" for k, v in sorted(failures.items())) or "none"
+    print(f"{name:<12} {len(results):>6} {pct(50):>8.1f} {pct(95):>8.1f} {pct(99):>8.1f} {max(latencies, default=float('nan')):>8.1f}"
+          f" {figures['threads']:>8} {figures['fds']:>6} {figures['rss_mb']:>7.1f}   failed: {failed}{extra}", flush=True)
+
+
+def concurrent(port: int, pid: int, rounds: int = 5, width: int = 50):
+    results, lock, peak = [], threading.Lock(), {"threads": 0, "fds": 0, "rss_mb": 0.0}
+    for _ in range(rounds):
+        barrier = threading.Barrier(width)
+
+        def one():
+            scraper = Scraper(port)
+            barrier.wait()
+            outcome = scraper.scrape()
+            scraper.close()
+            with lock:
+                results.append(outcome)
+
+        threads = [threading.Thread(target=one) for _ in range(width)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.05)
+        figures = process_figures(pid)
+        peak = {k: max(peak[k], figures[k]) for k in peak}
+        for thread in threads:
+            thread.join(60)
+    summary("concurrent", results, peak, f"  ({rounds} rounds of {width})")
+
+
+def consecutive(port: int, pid: int, count: int):
+    scraper = Scraper(port)
+    results = [scraper.scrape() for _ in range(count)]
+    scraper.close()
+    summary("consecutive", results, process_figures(pid))
+
+
+def scrapes_during(port: int, stop: threading.Event, results: list) -> threading.Thread:
+    def loop():
+        scraper = Scraper(port)
+        while not stop.is_set():
+            results.append(scraper.scrape())
+            time.sleep(0.05)
+        scraper.close()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    return thread
+
+
+def idle(port: int, pid: int, count: int, hold: float = 5.0):
+    sockets, refused = [], 0
+    stop, results = threading.Event(), []
+    scraping = scrapes_during(port, stop, results)
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(5)
+        try:
+            sock.connect((LOOP, port))
+            sockets.append(sock)
+        except OSError:
+            sock.close()
+            refused += 1
+    time.sleep(hold)
+    figures = process_figures(pid)
+    alive = 0
+    for sock in sockets:
+        try:
+            sock.setblocking(False)
+            alive += sock.recv(1) != b""  # b"" means the server closed it
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    stop.set()
+    scraping.join(60)
+    for sock in sockets:
+        sock.close()
+    summary("idle", results, figures, f"  ({len(sockets)} opened, {refused} failed to open, {alive} still open after {hold:.0f} s)")
+
+
+def flood(port: int, pid: int, count: int):
+    stop, results = threading.Event(), []
+    scraping = scrapes_during(port, stop, results)
+    errors = 0
+    started = time.monotonic()
+    for i in range(count):
+        try:
+            with socket.create_connection((LOOP, port), timeout=5) as sock:
+                if i % 3 == 1:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\nHo")
+                elif i % 3 == 2:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+        except OSError:
+            errors += 1
+    elapsed = time.monotonic() - started
+    time.sleep(1.0)
+    figures = process_figures(pid)
+    stop.set()
+    scraping.join(60)
+    summary("flood", results, figures, f"  ({count} connects in {elapsed:.1f} s, {errors} failed)")
+    time.sleep(1.0)
+    summary("after", [Scraper(port).scrape() for _ in range(20)], process_figures(pid))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--consecutive", type=int, default=10_000)
+    parser.add_argument("--idle", type=int, default=2_000)
+    parser.add_argument("--flood", type=int, default=5_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sollol-http-load-") as directory:
+        workdir = Path(directory)
+        redis = RedisServer(workdir)
+        port = free_port()
+        config = workdir / "exporter.yml"
+        config.write_text(yaml.safe_dump({"redis": {"url": redis.url, "timeout": "1s"}, "coordinators": [],
+                                          "dashboard": {"enabled": False}, "ollama": {"discover": False}}))
+        log = open(workdir / "exporter.log", "wb")
+        exporter = subprocess.Popen([sys.executable, "-m", "sollol_exporter", "--config.file", str(config),
+                                     "--web.listen-address", f"{LOOP}:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: Scraper(port).scrape()[1] == 200, 30, interval=0.2, what="exporter start")
+            pid = exporter.pid
+            print(f"{'case':<12} {'scrapes':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'threads':>8} {'fds':>6} {'RSS MB':>7}")
+            summary("start", [Scraper(port).scrape() for _ in range(5)], process_figures(pid))
+            concurrent(port, pid)
+            consecutive(port, pid, args.consecutive)
+            idle(port, pid, args.idle)
+            flood(port, pid, args.flood)
+        finally:
+            stop_process(exporter)
+            log.close()
+            redis.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
