@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter import redact
+from sollol_exporter.cluster import ClusterState
 from sollol_exporter.config import Config, summary
 from sollol_exporter.logs import fields
 from sollol_exporter.scrape import Scraper
@@ -35,7 +37,8 @@ class State:
     def __init__(self, config: Config, config_path: str | None):
         self.config = config
         self.config_path = config_path
-        self.scraper = Scraper(config)
+        self.cluster = ClusterState(config.metadata.retention, config.metadata.stats_max_age)
+        self.scraper = Scraper(config, self.cluster)
         self.reload_ok = 1.0
         self.reload_time = time.time()
         self.lock = threading.Lock()
@@ -48,7 +51,7 @@ class State:
             log.error("config reload failed, keeping the previous config", extra=fields(error=str(err)))
             return False
         try:
-            scraper = Scraper(config, self.scraper.cluster)  # what SOLLOL told us carries over
+            scraper = Scraper(config, self.cluster)  # what SOLLOL told us carries over
         except Exception as err:
             self.reload_ok = 0.0
             log.error("config reload failed, keeping the previous config", extra=fields(error=type(err).__name__))
@@ -62,6 +65,7 @@ class State:
 
     def close(self) -> None:
         self.scraper.close()
+        self.cluster.close()
 
     def families(self, budget: float) -> list:
         with self.lock:
@@ -102,4 +106,4 @@ class State:
         if last.dashboard is not None:
             rows.append(TargetRow("dashboard", self.config_summary()["dashboard"]["url"], "up" if last.dashboard.up else "down", last.dashboard.duration, last.dashboard.detail))
         rows.append(TargetRow("redis", "", "up" if last.redis.up else "down", last.redis.duration, last.redis.error))
-        return rows
+        return [TargetRow(r.kind, redact.text(r.name), r.status, r.seconds, redact.text(r.detail)) for r in rows]

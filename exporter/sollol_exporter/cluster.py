@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sollol_exporter.events.counts import EventCounts
 from sollol_exporter.labels import Address, parse_address, sanitize
 from sollol_exporter.metadata import MetadataStore
 from sollol_exporter.probes import ProbeResult
@@ -97,6 +98,24 @@ class ClusterState:
         self.handshake_backoff: dict[Address, float] = {}
         self.applications: dict[tuple[str, str], float] = {}  # (app, router_type) -> last seen
         self.registry_keys: list[str] = []  # suffixes of the sollol:rpc:node:* keys last read
+        self.events = EventCounts()
+        self._subscriber = None
+        self._subscription: tuple | None = None
+
+    def subscribe(self, settings: tuple | None, start) -> None:
+        """Keep the event subscriber running with these settings: the running one if they are unchanged (a reload
+        must neither miss nor double-count events), else stop it and `start()` a new one; None stops it."""
+        with self.lock:
+            if settings == self._subscription and (settings is None or self._subscriber is not None):
+                return
+            old, self._subscriber, self._subscription = self._subscriber, None, settings
+            if old is not None:
+                old.stop()
+            if settings is not None:
+                self._subscriber = start()
+
+    def close(self) -> None:
+        self.subscribe(None, None)
 
     def configure(self, retention: float, stats_max_age: float) -> None:
         with self.lock:

@@ -129,6 +129,21 @@ class ScrapeConfig:
 
 
 @dataclass
+class EventChannelsConfig:
+    ollama: str = "sollol:dashboard:ollama:activity"
+    rpc: str = "sollol:dashboard:rpc:activity"
+    traces: str = "sollol:traces"
+
+
+@dataclass
+class EventsConfig:
+    enabled: bool = True
+    channels: EventChannelsConfig = field(default_factory=EventChannelsConfig)
+    max_nodes: int = 100
+    max_models: int = 100
+
+
+@dataclass
 class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
@@ -137,6 +152,7 @@ class Config:
     ollama: OllamaConfig = field(default_factory=OllamaConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
 
 def parse_duration(value: Any) -> float:
@@ -524,6 +540,15 @@ def _check(config: Config, source: _Source) -> None:
         _fail(source, ("scrape", "timeout"), "must be longer than scrape.timeout_margin")
     if config.rpc_backends.max_concurrency < 1:
         _fail(source, ("rpc_backends", "max_concurrency"), "must be at least 1")
+    channels = config.events.channels
+    for kind in ("ollama", "rpc", "traces"):
+        if not getattr(channels, kind) or len(getattr(channels, kind)) > 200:
+            _fail(source, ("events", "channels", kind), "must be a channel name of 1 to 200 characters")
+    if len({channels.ollama, channels.rpc, channels.traces}) < 3:
+        _fail(source, ("events", "channels"), "the three channels must differ")
+    for key in ("max_nodes", "max_models"):
+        if not 1 <= getattr(config.events, key) <= 10_000:
+            _fail(source, ("events", key), "must be between 1 and 10000")
 
 
 _PERCENT_ENCODE = "a user name or password holding '/', '?' or '#' must percent-encode them (%2F, %3F, %23)"

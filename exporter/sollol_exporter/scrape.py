@@ -26,6 +26,8 @@ from sollol_exporter import metadata as metadata_model
 from sollol_exporter.cluster import ClusterState
 from sollol_exporter.collectors import build_collectors
 from sollol_exporter.config import Config, coordinator_label
+from sollol_exporter.events import OLLAMA, RPC, TRACES
+from sollol_exporter.events.subscriber import Subscriber
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
@@ -105,7 +107,9 @@ class RedisResult:
 
 class Scraper:
     def __init__(self, config: Config, cluster: ClusterState | None = None):
+        """`cluster`: the state to carry over from the scraper this one replaces (None: a new one, owned here)."""
         self.config = config
+        self._owns_cluster = cluster is None
         self.cluster = cluster or ClusterState(config.metadata.retention, config.metadata.stats_max_age)
         self.cluster.configure(config.metadata.retention, config.metadata.stats_max_age)
         r = config.redis
@@ -123,11 +127,25 @@ class Scraper:
         self._lock = threading.Lock()
         self._current: Collection | None = None
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        events, redis_config = self.config.events, self.config.redis
+        self.cluster.events.configure(events.max_nodes, events.max_models)
+        if not events.enabled:
+            self.cluster.subscribe(None, None)
+            return
+        channels = {events.channels.ollama: OLLAMA, events.channels.rpc: RPC, events.channels.traces: TRACES}
+        names = {parse_address(c.url, 80): coordinator_label(c) for c in self.config.coordinators}
+        settings = (redis_config.url, redis_config.timeout, tuple(sorted(channels.items())), tuple(sorted(names.items())))
+        self.cluster.subscribe(settings, lambda: Subscriber(redis_config.url, channels, self.cluster.events, names, redis_config.timeout).start())
 
     def close(self) -> None:
         self._runner.shutdown(wait=False, cancel_futures=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.redis.close()
+        if self._owns_cluster:
+            self.cluster.close()
 
     def collect(self, timeout: float) -> list[Metric]:
         """Metric families for one scrape that may take `timeout` seconds."""
@@ -376,6 +394,7 @@ class Collection:
             fresh = tuple(store.fresh(self.now))
             routing = s.cluster.routing.view()
             handshakes = frozen(s.cluster.handshakes)
+        events = s.cluster.events.view() if s.config.events.enabled else None
         coordinators = self._coordinators(elapsed, invalid)
         workers_now = self.workers
         if workers_now is None:
@@ -405,7 +424,7 @@ class Collection:
             now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
             routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
             handshakes=handshakes, ollama=frozen(ollama), ollama_sources=frozen({n: frozenset(v) for n, v in sources.items()}),
-            dashboard=dashboard, failures=frozen(failures), durations=frozen(durations),
+            dashboard=dashboard, events=events, failures=frozen(failures), durations=frozen(durations),
             invalid=frozen({k: v for k, v in invalid.items() if v}), dropped=frozen({k: v for k, v in dropped.items() if v}),
             **extra,
         )

@@ -8,6 +8,7 @@ from typing import Mapping
 
 from sollol_exporter import metadata as metadata_model
 from sollol_exporter.cluster import RoutingView
+from sollol_exporter.events.counts import EventsView
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import ProbeResult, Target
 from sollol_exporter.sources import coordinator as coordinator_source
@@ -57,6 +58,7 @@ class Snapshot:
     ollama: Mapping[Address, ollama_source.Reading] = field(default_factory=_empty)
     ollama_sources: Mapping[Address, frozenset[str]] = field(default_factory=_empty)
     dashboard: dashboard_source.Reading | None = None
+    events: EventsView | None = None
     failures: Mapping[str, str] = field(default_factory=_empty)
     durations: Mapping[str, float] = field(default_factory=_empty)
     invalid: Mapping[str, int] = field(default_factory=_empty)

@@ -20,6 +20,7 @@ def build_collectors(config: Config) -> list[Collector]:
     """The collectors for this config; the exporter's own collector comes last (it reports on the others)."""
     from sollol_exporter.collectors.applications import ApplicationsCollector
     from sollol_exporter.collectors.coordinator import CoordinatorCollector
+    from sollol_exporter.collectors.events import EventsCollector
     from sollol_exporter.collectors.exporter import ExporterCollector
     from sollol_exporter.collectors.gpu import GpuCollector
     from sollol_exporter.collectors.metadata import MetadataCollector
@@ -41,5 +42,7 @@ def build_collectors(config: Config) -> list[Collector]:
     ]
     if config.dashboard.enabled:
         collectors.append(ApplicationsCollector())
+    if config.events.enabled:
+        collectors.append(EventsCollector())
     collectors.append(ExporterCollector([c.name for c in collectors]))
     return collectors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from sollol_exporter.collectors.events import COORDINATOR_FAMILIES
 from sollol_exporter.sources.coordinator import STATES, UP_STATES
 
 
@@ -42,6 +43,8 @@ class CoordinatorCollector:
                 sleeping.add_metric([name], reading.sleeping)
             for sample in reading.samples:
                 full = "sollol_coordinator_" + sample.name
+                if full in COORDINATOR_FAMILIES or full.removesuffix("_total") + "_total" in COORDINATOR_FAMILIES:
+                    continue  # a future llama-server series must not collide with what the events report
                 family = translated.get(full)
                 labels = ["coordinator", *sample.labels]
                 if family is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from sollol_exporter import redact
 from sollol_exporter.config import CoordinatorConfig, coordinator_label
 from sollol_exporter.labels import sanitize
 from sollol_exporter.logs import fields
@@ -137,7 +138,8 @@ class CoordinatorClient:
         if self.config.api_key_file:
             try:
                 with open(os.path.expanduser(self.config.api_key_file), encoding="utf-8") as handle:
-                    key = handle.read().strip()
+                    key = handle.read(65536).strip()
+                redact.register(key)  # a rotated key is masked too
             except OSError as err:
                 log.warning("cannot read api_key_file", extra=fields(coordinator=self.name, error=err.strerror))
         return {"Authorization": f"Bearer {key}"} if key else {}

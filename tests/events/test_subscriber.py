@@ -1,0 +1,129 @@
+"""The exporter subscribed to SOLLOL's event channels on a real redis-server: counting, outages, reloads, abuse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.collect import base_config
+from tests.support.exporter import series, value
+from tests.support.net import stop_process, wait_for
+from tests.support.redis_server import RedisServer
+
+OLLAMA = "sollol:dashboard:ollama:activity"
+RPC = "sollol:dashboard:rpc:activity"
+
+
+def response(node="10.0.0.5:11434", model="llama3.2:3b", latency_ms=842.1, operation="chat"):
+    return json.dumps({"timestamp": 1731600001.52, "backend": node, "event_type": "ollama_response", "severity": "info",
+                       "details": {"model": model, "latency_ms": latency_ms, "status_code": 200, "operation": operation}})
+
+
+def error(node="10.0.0.5:11434", model="llama3.2:3b", message="HTTP 500"):
+    return json.dumps({"timestamp": 1731600001.52, "backend": node, "event_type": "ollama_error", "severity": "error",
+                       "details": {"model": model, "error": message, "latency_ms": 3.0}})
+
+
+def requests_of(samples, outcome, node="10.0.0.5:11434", model="llama3.2:3b", operation="chat"):
+    return value(samples, "sollol_requests_total", node=node, model=model, operation=operation, outcome=outcome)
+
+
+def subscribed(exporter, expected: float) -> bool:
+    return value(exporter.scrape(), "sollol_events_subscribed") == expected
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def _config(url):
+    return base_config(url, ollama={"discover": False}, rpc_backends={"discover": False})
+
+
+def test_published_requests_are_counted_per_node_model_and_outcome(start_exporter, redis_db):
+    exporter = start_exporter(_config(redis_db.url))
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    for _ in range(7):
+        redis_db.client.publish(OLLAMA, response())
+    for _ in range(2):
+        redis_db.client.publish(OLLAMA, error())
+    redis_db.client.publish(OLLAMA, response(latency_ms=40_000.0, operation="generate"))
+    wait_for(lambda: requests_of(exporter.scrape(), "error", operation="unknown") == 2, 10, what="errors counted")
+    samples = exporter.scrape()
+    assert requests_of(samples, "success") == 7
+    assert requests_of(samples, "success", operation="generate") == 1
+    assert value(samples, "sollol_request_errors_total", node="10.0.0.5:11434", model="llama3.2:3b", reason="http_5xx") == 2
+    labels = {"node": "10.0.0.5:11434", "model": "llama3.2:3b", "operation": "chat"}
+    assert value(samples, "sollol_request_duration_seconds_count", **labels) == 7
+    assert value(samples, "sollol_request_duration_seconds_bucket", le="1.0", **labels) == 7
+    assert value(samples, "sollol_request_duration_seconds_bucket", le="0.5", **labels) == 0
+    assert value(samples, "sollol_events_received_total", channel="ollama") == 10
+
+
+def test_a_redis_restart_unsubscribes_then_resubscribes_and_keeps_the_counts(start_exporter, own_redis):
+    exporter = start_exporter(_config(own_redis.url))
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    own_redis.client.publish(OLLAMA, response())
+    wait_for(lambda: requests_of(exporter.scrape(), "success") == 1, 10, what="first event")
+    stop_process(own_redis.process)
+    wait_for(lambda: subscribed(exporter, 0), 15, what="unsubscribed while Redis is down")
+    assert requests_of(exporter.scrape(), "success") == 1
+    own_redis.start()
+    wait_for(lambda: subscribed(exporter, 1), 30, what="subscribed again")
+    own_redis.client.publish(OLLAMA, response())
+    wait_for(lambda: requests_of(exporter.scrape(), "success") == 2, 10, what="counting resumed")
+    assert "Traceback" not in exporter.read_log()
+
+
+def test_sighup_keeps_every_counter_and_does_not_double_count(start_exporter, redis_db):
+    config = _config(redis_db.url)
+    exporter = start_exporter(config)
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    for _ in range(3):
+        redis_db.client.publish(OLLAMA, response())
+    wait_for(lambda: requests_of(exporter.scrape(), "success") == 3, 10, what="counted")
+    config["ollama"]["timeout"] = "2s"
+    exporter.write_config(config)
+    exporter.reload()
+    wait_for(lambda: "config reloaded" in exporter.read_log(), 10, what="reload")
+    samples = exporter.scrape()
+    assert value(samples, "sollol_exporter_config_last_reload_successful") == 1
+    assert requests_of(samples, "success") == 3
+    assert redis_db.client.publish(OLLAMA, response()) == 1  # one subscriber: the old one was not left behind
+    wait_for(lambda: requests_of(exporter.scrape(), "success") == 4, 10, what="counted after the reload")
+
+
+def test_hostile_events_are_counted_as_invalid_and_never_stop_the_subscriber(start_exporter, redis_db):
+    exporter = start_exporter(_config(redis_db.url))
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    hostile = [b"\x00\xff" * 10, b"[" * 30_000 + b"]" * 30_000, b"{" * 200, b"x" * 200_000, b"null", b"[]",
+               json.dumps({"event_type": "ollama_response", "backend": "<script>", "details": "x"}).encode(),
+               json.dumps({"event_type": "ollama_response", "backend": "10.0.0.5:11434", "details": {"latency_ms": "1e400"}}).encode()]
+    for raw in hostile:
+        redis_db.client.publish(OLLAMA, raw)
+        redis_db.client.publish(RPC, raw)
+    redis_db.client.publish(OLLAMA, response())
+    wait_for(lambda: requests_of(exporter.scrape(), "success") == 1, 10, what="the good event after the bad ones")
+    samples = exporter.scrape()
+    assert value(samples, "sollol_events_invalid_total", channel="ollama") == len(hostile) - 1  # the last one is valid, its latency is not
+    assert value(samples, "sollol_events_invalid_total", channel="rpc") == len(hostile)
+    assert value(samples, "sollol_events_subscribed") == 1
+    assert "Traceback" not in exporter.read_log()
+
+
+def test_model_names_past_the_cap_are_folded(start_exporter, redis_db):
+    exporter = start_exporter({**_config(redis_db.url), "events": {"max_models": 20}})
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    pipe = redis_db.client.pipeline(transaction=False)
+    for index in range(2_000):
+        pipe.publish(OLLAMA, response(model=f"model-{index}"))
+    pipe.execute()
+    wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="ollama") == 2_000, 20, what="all received")
+    samples = exporter.scrape()
+    models = {dict(labels)["model"] for labels in series(samples, "sollol_requests_total")}
+    assert len(models) == 21 and "other" in models
+    assert value(samples, "sollol_events_label_values_folded_total", label="model") == 2_000 - 20
