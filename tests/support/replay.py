@@ -11,11 +11,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Route:
-    def __init__(self, body=b"", status=200, delay=0.0, content_type="application/json"):
+    """A canned answer. `fail_every` > 0 answers every n-th request to it with `fail_status` instead."""
+
+    def __init__(self, body=b"", status=200, delay=0.0, content_type="application/json", fail_every=0, fail_status=500):
         self.body = json.dumps(body).encode() if isinstance(body, (dict, list)) else (body.encode() if isinstance(body, str) else body)
         self.status = status
         self.delay = delay
         self.content_type = content_type
+        self.fail_every = fail_every
+        self.fail_status = fail_status
+        self.served: dict[int, int] = {}  # status -> how many answers
+        self._lock = threading.Lock()
+
+    def answer(self) -> int:
+        with self._lock:
+            count = sum(self.served.values()) + 1
+            status = self.fail_status if self.fail_every and count % self.fail_every == 0 else self.status
+            self.served[status] = self.served.get(status, 0) + 1
+            return status
 
 
 class ReplayServer:
@@ -35,14 +48,20 @@ class ReplayServer:
                 super().setup()
                 replay.connections.add(self.connection)
 
-            def do_GET(self):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(min(length, 1_048_576))
+                self.do_GET("POST")
+
+            def do_GET(self, method="GET"):
                 path = self.path.split("?", 1)[0]
-                replay.requests.append(("GET", path, dict(self.headers)))
+                replay.requests.append((method, path, dict(self.headers)))
                 route = replay.routes.get(path) or Route({"error": "not found"}, status=404)
+                status = route.answer()
                 if route.delay:
                     time.sleep(route.delay)
                 try:
-                    self.send_response(route.status)
+                    self.send_response(status)
                     self.send_header("Content-Type", route.content_type)
                     self.send_header("Content-Length", str(len(route.body)))
                     self.end_headers()
@@ -93,6 +112,9 @@ def ollama_routes(models=None, version="0.33.0-rc2") -> dict[str, Route]:
         "/api/ps": Route({"models": models}),
         "/api/version": Route({"version": version}),
         "/api/tags": Route({"models": []}),
+        "/api/chat": Route({"model": "llama3.2:3b", "created_at": "2025-11-14T18:02:11.412345Z",
+                            "message": {"role": "assistant", "content": "Hello."}, "done": True, "done_reason": "stop",
+                            "total_duration": 1000000, "eval_count": 3, "prompt_eval_count": 8}),
     }
 
 
