@@ -395,6 +395,8 @@ class Collection:
             routing = s.cluster.routing.view()
             handshakes = frozen(s.cluster.handshakes)
         events = s.cluster.events.view() if s.config.events.enabled else None
+        if events is not None and not events.subscribed:
+            failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
         coordinators = self._coordinators(elapsed, invalid)
         workers_now = self.workers
         if workers_now is None:

@@ -71,7 +71,9 @@ def test_a_redis_restart_unsubscribes_then_resubscribes_and_keeps_the_counts(sta
     wait_for(lambda: requests_of(exporter.scrape(), "success") == 1, 10, what="first event")
     stop_process(own_redis.process)
     wait_for(lambda: subscribed(exporter, 0), 15, what="unsubscribed while Redis is down")
-    assert requests_of(exporter.scrape(), "success") == 1
+    samples = exporter.scrape()
+    assert requests_of(samples, "success") == 1
+    assert value(samples, "sollol_exporter_collector_success", collector="events") == 0
     own_redis.start()
     wait_for(lambda: subscribed(exporter, 1), 30, what="subscribed again")
     own_redis.client.publish(OLLAMA, response())
