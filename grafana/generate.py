@@ -15,16 +15,19 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as prom
-from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import heatmap as hm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 ALERTMANAGER = dm.DataSourceRef(type_val="alertmanager", uid="${alertmanager}")
 TAGS = ["sollol"]
-C, B, N = 'coordinator=~"$coordinator"', 'backend=~"$backend"', 'node=~"$node"'
+C, B, N, M = 'coordinator=~"$coordinator"', 'backend=~"$backend"', 'node=~"$node"', 'model=~"$model"'
+QUANTILES = ("0.5", "0.95", "0.99")
 
 # One number per state, so that tables and timelines can colour and name it.
 RPC_STATE_CODE = (
@@ -50,7 +53,8 @@ def mapping(states: dict[str, tuple[str, str]]) -> list[dm.ValueMap]:
                                  for i, (value, (text, color)) in enumerate(states.items())})]
 
 
-def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, as_table: bool = False) -> prom.Dataquery:
+def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, as_table: bool = False,
+          as_heatmap: bool = False) -> prom.Dataquery:
     q = prom.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
     if legend:
         q = q.legend_format(legend)
@@ -58,6 +62,8 @@ def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, as
         q = q.instant()
     if as_table:
         q = q.format(PromQueryFormat.TABLE)
+    if as_heatmap:
+        q = q.format(PromQueryFormat.HEATMAP)
     return q
 
 
@@ -100,19 +106,79 @@ def table_panel(title, description, unit, *queries, merge=True, mappings=None, o
     return panel
 
 
+def heatmap_panel(title, description, bucket_unit, value_unit, q):
+    """Buckets as Prometheus counted them (format heatmap, no recalculation), one cell per bucket and time step: the
+    y axis in the buckets' unit, the cells (and the panel's unit) in the counts' unit."""
+    return (heatmap.Panel().title(title).description(description).unit(value_unit).with_target(q)
+            .calculate(False).cell_gap(1)
+            .color(heatmap.HeatmapColorOptions().mode(hm.HeatmapColorMode.SCHEME).scheme("Oranges")
+                   .scale(hm.HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64).fill("dark-orange").reverse(False))
+            .y_axis(heatmap.YAxisConfig().unit(bucket_unit).axis_placement(cm.AxisPlacement.LEFT))
+            .cell_values(heatmap.CellValues().unit(value_unit))
+            .filter_values(heatmap.FilterValueRange().le(1e-9))
+            .show_legend().mode(cm.TooltipDisplayMode.SINGLE).show_y_histogram())
+
+
+class _PromAnnotation(dm.AnnotationQuery):
+    """An annotation query of the Prometheus data source: the SDK's model lacks the fields that name and tag it."""
+
+    def __init__(self, title_format: str, tag_keys: str, text_format: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.title_format, self.tag_keys, self.text_format = title_format, tag_keys, text_format
+
+    def to_json(self) -> dict[str, object]:
+        payload = super().to_json()
+        payload.update({"titleFormat": self.title_format, "tagKeys": self.tag_keys, "textFormat": self.text_format,
+                        "useValueForTime": False})
+        return payload
+
+
+class _Built:
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def build(self):
+        return self.model
+
+
+# A lifecycle event is an increase of its counter, or the counter's first appearance (its first event after the
+# exporter started: the series is born at 1, which increase() cannot see).
+LIFECYCLE = (
+    "sum by (coordinator, event) ("
+    "increase(sollol_coordinator_lifecycle_events_total{" + C + "}[$__rate_interval]) > 0 or "
+    "(sollol_coordinator_lifecycle_events_total{" + C + "} unless sollol_coordinator_lifecycle_events_total{" + C + "} offset $__rate_interval))"
+)
+
+
+def lifecycle_annotation():
+    return _Built(_PromAnnotation(
+        name="Coordinator lifecycle", datasource=DATASOURCE, enable=True, hide=False, icon_color="purple",
+        expr=LIFECYCLE, title_format="Coordinator {{event}}", tag_keys="coordinator,event",
+        text_format="{{coordinator}}: {{event}} (start, stop, restart or model_load, from SOLLOL's rpc activity events)"))
+
+
 def prop(name, value):
     return dm.DynamicConfigValue(id_val=name, value=value)
 
 
-def variables(dash: db.Dashboard, *names: str, alerts: bool = False) -> db.Dashboard:
+# Where each filter variable finds its values: the probes for the cluster dashboards, the probes and the activity
+# events for the requests dashboard (a node or coordinator SOLLOL talks to need not be one the exporter probes).
+SOURCES = {"coordinator": "sollol_coordinator_up", "backend": "sollol_rpc_backend_up", "node": "sollol_ollama_node_up"}
+EVENT_SOURCES = {
+    "coordinator": '{__name__=~"sollol_coordinator_up|sollol_coordinator_requests_total"}',
+    "node": '{__name__=~"sollol_ollama_node_up|sollol_requests_total"}',
+    "model": '{__name__=~"sollol_requests_total|sollol_coordinator_requests_total"}',
+}
+
+
+def variables(dash: db.Dashboard, *names: str, alerts: bool = False, sources: dict[str, str] = SOURCES) -> db.Dashboard:
     dash = dash.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     if alerts:
         dash = dash.with_variable(db.DatasourceVariable("alertmanager").label("Alertmanager").type("alertmanager"))
-    labels = {"coordinator": "sollol_coordinator_up", "backend": "sollol_rpc_backend_up", "node": "sollol_ollama_node_up"}
     for name in names:
         dash = dash.with_variable(
             db.QueryVariable(name).label(name.capitalize()).datasource(DATASOURCE)
-            .query(f"label_values({labels[name]}, {name})")
+            .query(f"label_values({sources[name]}, {name})")
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).include_all(True).multi(True).all_value(".*")
             .current(dm.VariableOption(selected=True, text="All", value="$__all"))
         )
@@ -136,9 +202,12 @@ def overview() -> db.Dashboard:
         place(stat_panel("Active hosts", "Ollama nodes answering the exporter's probe, out of all known nodes.", "none",
                          query(f"sum(sollol_ollama_node_up{{{N}}})", "up", instant=True),
                          query(f"count(sollol_ollama_node_up{{{N}}})", "total", "B", instant=True)), 8, 0, 4, 4),
-        place(stat_panel("Average latency", "Mean request duration reported by SOLLOL's routers.", "s",
+        place(stat_panel("Average latency (SOLLOL's own view)",
+                         "Mean request duration since the router started, as SOLLOL's routers report it (not a rate; "
+                         "the SOLLOL requests dashboard has latency from the exporter's own histograms).", "s",
                          query("avg(sollol_router_average_duration_seconds)", instant=True)), 12, 0, 4, 4),
-        place(stat_panel("Success rate", "Successful / total requests reported by SOLLOL's routers.", "percentunit",
+        place(stat_panel("Success rate (SOLLOL's own view)",
+                         "Successful / total requests since the router started, as SOLLOL's routers report it.", "percentunit",
                          query("avg(sollol_router_success_ratio)", instant=True)), 16, 0, 4, 4),
         place(stat_panel("GPU memory used", "GPU memory in use on all nodes with a GPU reporter.", "bytes",
                          query(f"sum(sollol_gpu_memory_used_bytes{{{N}}})", instant=True)), 20, 0, 4, 4),
@@ -175,6 +244,16 @@ def overview() -> db.Dashboard:
                           query("sum by (task_type) (sollol_router_task_type_requests_total)", instant=True, as_table=True)), 6, 20, 6, 8),
         place(series_panel("Routing events by type", "Routing decisions read from sollol:routing_stream, per second.", "ops",
                            query("sum by (event_type) (rate(sollol_routing_events_total[$__rate_interval]))", "{{event_type}}")), 12, 20, 12, 8),
+        # What SOLLOL actually served, from its activity events (recording rules, 5 minute windows).
+        place(series_panel("Requests per second per node", "Requests SOLLOL sent to each Ollama node, by its activity events, "
+                           "averaged over 5 minutes (recording rule node:sollol_requests:rate5m).", "reqps",
+                           query(f"sum by (node) (node:sollol_requests:rate5m{{{N}}})", "{{node}}")), 0, 28, 8, 8),
+        place(series_panel("Error ratio per node", "Share of each node's requests that failed over 5 minutes "
+                           "(recording rule node:sollol_request_errors:ratio_rate5m).", "percentunit",
+                           query(f"max by (node) (node:sollol_request_errors:ratio_rate5m{{{N}}})", "{{node}}")), 8, 28, 8, 8),
+        place(series_panel("p95 latency per model", "95th percentile of successful requests per model over 5 minutes, from the "
+                           "exporter's histograms (recording rule model:sollol_request_duration_seconds:quantile_rate5m).", "s",
+                           query('max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{quantile="0.95"})', "{{model}}")), 16, 28, 8, 8),
     ]
     for panel in panels:
         dash = dash.with_panel(panel)
@@ -216,7 +295,103 @@ def inference() -> db.Dashboard:
     ]
     for panel in panels:
         dash = dash.with_panel(panel)
-    return dash
+    return dash.annotation(lifecycle_annotation())
+
+
+REQ = "sollol_requests_total{" + N + "," + M + "}"
+REQ_ERR = 'sollol_requests_total{outcome="error",' + N + "," + M + "}"
+BUCKETS = "sollol_request_duration_seconds_bucket{" + N + "," + M + "}"
+
+
+def error_ratio(by: str) -> str:
+    """Failed / all requests per `by`; 0 (not no data) for a node or model without failures."""
+    total = f"sum by ({by}) (rate({REQ}[$__rate_interval]))"
+    return f"(sum by ({by}) (rate({REQ_ERR}[$__rate_interval])) or 0 * {total}) / {total}"
+
+
+def latency(by: str) -> list[prom.Dataquery]:
+    return [query(f"histogram_quantile({q}, sum by ({by}, le) (rate({BUCKETS}[$__rate_interval])))",
+                  f"{{{{{by}}}}} p{q[2:].ljust(2, '0')}", ref) for q, ref in zip(QUANTILES, "ABC")]
+
+
+def recorded_table(by: str, filter_: str, title: str, description: str):
+    columns = [(f"sum by ({by}) ({by}:sollol_requests:rate5m{{{filter_}}})", "Requests/s", "reqps"),
+               (f"max by ({by}) ({by}:sollol_request_errors:ratio_rate5m{{{filter_}}})", "Error ratio", "percentunit")]
+    columns += [(f'max by ({by}) ({by}:sollol_request_duration_seconds:quantile_rate5m{{quantile="{q}",{filter_}}})',
+                 f"p{q[2:].ljust(2, '0')}", "s") for q in QUANTILES]
+    refs = "ABCDE"
+    return table_panel(title, description, "none",
+                       *(query(expr, ref=ref, instant=True, as_table=True) for (expr, _, _), ref in zip(columns, refs)),
+                       overrides=[(f"Value #{ref}", [prop("displayName", name), prop("unit", unit)])
+                                  for (_, name, unit), ref in zip(columns, refs)])
+
+
+def requests_dashboard() -> db.Dashboard:
+    dash = variables(base("sollol-requests", "SOLLOL requests",
+                          "What SOLLOL served, from its activity events: request rate, errors and latency per node, model and coordinator."),
+                     "coordinator", "node", "model", sources=EVENT_SOURCES)
+    cr = "sollol_coordinator_requests_total{" + C + "," + M + "}"
+    panels = [
+        place(stat_panel("Requests per second", "Requests SOLLOL sent to the selected Ollama nodes and models, both outcomes.", "reqps",
+                         query(f"sum(rate({REQ}[$__rate_interval]))", instant=True)), 0, 0, 4, 4),
+        place(stat_panel("Error ratio", "Share of those requests that failed (HTTP error, timeout, connection).", "percentunit",
+                         query(f"(sum(rate({REQ_ERR}[$__rate_interval])) or vector(0)) / sum(rate({REQ}[$__rate_interval]))", instant=True)), 4, 0, 4, 4),
+        place(stat_panel("p95 latency", "95th percentile of successful requests over the selection, from the exporter's histogram.", "s",
+                         query(f"histogram_quantile(0.95, sum by (le) (rate({BUCKETS}[$__rate_interval])))", instant=True)), 8, 0, 4, 4),
+        place(stat_panel("Coordinator requests per second", "Requests SOLLOL sent to the selected llama.cpp coordinators, both outcomes.", "reqps",
+                         query(f"sum(rate({cr}[$__rate_interval]))", instant=True)), 12, 0, 4, 4),
+        place(stat_panel("Completion tokens per second", "Completion tokens of coordinator requests, where SOLLOL's events carry them "
+                         "(RayHybridRouter's).", "suffix: tok/s",
+                         query(f"sum(rate(sollol_coordinator_completion_tokens_total{{{C},{M}}}[$__rate_interval]))", instant=True)), 16, 0, 4, 4),
+        place(stat_panel("Event subscriber", "Whether the exporter is subscribed to SOLLOL's activity channels. While it is not, "
+                         "nothing on this dashboard is counted (PUB/SUB keeps no backlog).", "none",
+                         query("min(sollol_events_subscribed)", instant=True),
+                         mappings=mapping({"1": ("SUBSCRIBED", "green"), "0": ("NOT SUBSCRIBED", "red")})), 20, 0, 4, 4),
+        place(series_panel("Latency per node (p50, p95, p99)", "Percentiles of successful requests per Ollama node, from the "
+                           "sollol_request_duration_seconds histogram (buckets 25 ms to 300 s) over the selected models.", "s",
+                           *latency("node")), 0, 4, 12, 8),
+        place(series_panel("Latency per model (p50, p95, p99)", "Percentiles of successful requests per model, over the selected nodes.", "s",
+                           *latency("model")), 12, 4, 12, 8),
+        place(series_panel("Request rate per node", "Requests per second to each node, split by outcome (success, error).", "reqps",
+                           query(f"sum by (node, outcome) (rate({REQ}[$__rate_interval]))", "{{node}} {{outcome}}")), 0, 12, 6, 8),
+        place(series_panel("Error ratio per node", "Share of each node's requests that failed.", "percentunit",
+                           query(error_ratio("node"), "{{node}}")), 6, 12, 6, 8),
+        place(series_panel("Request rate per model", "Requests per second for each model, split by outcome.", "reqps",
+                           query(f"sum by (model, outcome) (rate({REQ}[$__rate_interval]))", "{{model}} {{outcome}}")), 12, 12, 6, 8),
+        place(series_panel("Error ratio per model", "Share of each model's requests that failed.", "percentunit",
+                           query(error_ratio("model"), "{{model}}")), 18, 12, 6, 8),
+        place(series_panel("Errors per reason", "Failed requests per second per node and reason: http_5xx, http_4xx, timeout, "
+                           "connection, other.", "reqps",
+                           query(f"sum by (node, reason) (rate(sollol_request_errors_total{{{N},{M}}}[$__rate_interval]))", "{{node}} {{reason}}")), 0, 20, 8, 9),
+        place(heatmap_panel("Latency heatmap", "Successful requests per second in each latency bucket, over the selected nodes "
+                            "and models: where the bulk of requests lands, and the tail.", "s", "reqps",
+                            query(f"sum by (le) (rate({BUCKETS}[$__rate_interval]))", "{{le}}", as_heatmap=True)), 8, 20, 16, 9),
+        place(recorded_table("node", N, "Nodes over the last 5 minutes", "Per node, over all models: request rate, error ratio and "
+                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use)."), 0, 29, 12, 8),
+        place(recorded_table("model", M, "Models over the last 5 minutes", "Per model, over all nodes: request rate, error ratio and "
+                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use)."), 12, 29, 12, 8),
+        place(series_panel("Coordinator request latency (p95)", "95th percentile of successful coordinator requests per coordinator "
+                           "and model over 5 minutes (recording rule).", "s",
+                           query("max by (coordinator, model) (coordinator_model:sollol_coordinator_request_duration_seconds:quantile_rate5m"
+                                 f'{{quantile="0.95",{C},{M}}})', "{{coordinator}} {{model}}")), 0, 37, 8, 8),
+        place(series_panel("Coordinator requests per second", "Requests per second per coordinator and model, split by outcome "
+                           "(failures include RayHybridRouter's failed traces).", "reqps",
+                           query(f"sum by (coordinator, model, outcome) (rate({cr}[$__rate_interval]))", "{{coordinator}} {{model}} {{outcome}}")), 8, 37, 8, 8),
+        place(series_panel("Completion tokens per second per model", "Completion tokens per second per coordinator and model over "
+                           "5 minutes (recording rule), where SOLLOL's events carry them.", "suffix: tok/s",
+                           query("sum by (coordinator, model) (coordinator_model:sollol_coordinator_completion_tokens:rate5m"
+                                 f"{{{C},{M}}})", "{{coordinator}} {{model}}")), 16, 37, 8, 8),
+        place(series_panel("RPC workers per coordinator (heartbeats)", "RPC workers in use and configured, as the coordinator's last "
+                           "heartbeat said (rpc_registry: SOLLOL's registry; its checks are TCP connects).", "none",
+                           query(f"max by (coordinator) (sollol_coordinator_rpc_backends_active{{{C}}})", "{{coordinator}} active"),
+                           query(f"max by (coordinator) (sollol_coordinator_rpc_backends_configured{{{C}}})", "{{coordinator}} configured", "B")), 0, 45, 12, 8),
+        place(series_panel("Latency percentiles (SOLLOL's own view)", "p50/p95/p99 as SOLLOL's routers report them: over their "
+                           "last 1,000 requests, since they started, not per node or model; compare with the histograms above.", "s",
+                           query('max by (source, quantile) (sollol_router_latency_seconds{quantile=~".+"})', "{{source}} q{{quantile}}")), 12, 45, 12, 8),
+    ]
+    for panel in panels:
+        dash = dash.with_panel(panel)
+    return dash.annotation(lifecycle_annotation())
 
 
 def exporter_health() -> db.Dashboard:
@@ -233,13 +408,29 @@ def exporter_health() -> db.Dashboard:
                            query("sum by (collector) (sollol_exporter_invalid_entries)", "{{collector}}")), 0, 15, 12, 7),
         place(series_panel("Exporter memory", "Resident memory of the exporter process.", "bytes",
                            query('max by (instance) (process_resident_memory_bytes{job="sollol"})', "{{instance}}")), 12, 15, 12, 7),
+        place(timeline_panel("Event subscriber", "SUBSCRIBED while the exporter holds its subscription to SOLLOL's activity "
+                             "channels; events published while it is not are never counted.",
+                             "max by (instance) (sollol_events_subscribed)", "{{instance}}",
+                             {"1": ("SUBSCRIBED", "green"), "0": ("NOT SUBSCRIBED", "red")}), 0, 22, 24, 5),
+        place(series_panel("Events received per second", "Messages per second on each of SOLLOL's channels (ollama, rpc, traces).", "ops",
+                           query("sum by (channel) (rate(sollol_events_received_total[$__rate_interval]))", "{{channel}}")), 0, 27, 12, 8),
+        place(series_panel("Invalid events per second", "Messages per channel that were not a SOLLOL event (bad JSON, too large "
+                           "or deep, unknown type): counted and skipped.", "ops",
+                           query("sum by (channel) (rate(sollol_events_invalid_total[$__rate_interval]))", "{{channel}}")), 12, 27, 12, 8),
+        place(series_panel("Time since the last event", "How long ago each channel last carried a message: silence while SOLLOL "
+                           "serves means it stopped publishing, or the subscription is broken.", "s",
+                           query("time() - max by (channel) (sollol_events_last_received_timestamp_seconds)", "{{channel}}")), 0, 35, 12, 7),
+        place(series_panel("Label values folded", "Events whose node, model or coordinator was counted as \"other\" because the "
+                           "label reached its cap of distinct values.", "none",
+                           query("sum by (label) (increase(sollol_events_label_values_folded_total[$__rate_interval]))", "{{label}}")), 12, 35, 12, 7),
     ]
     for panel in panels:
         dash = dash.with_panel(panel)
     return dash
 
 
-DASHBOARDS = {"sollol-overview.json": overview, "sollol-inference.json": inference, "sollol-exporter.json": exporter_health}
+DASHBOARDS = {"sollol-overview.json": overview, "sollol-inference.json": inference, "sollol-requests.json": requests_dashboard,
+              "sollol-exporter.json": exporter_health}
 
 
 def render(builder: db.Dashboard) -> str:
