@@ -36,7 +36,7 @@ _TLS_SETUP = Callable[[], "tuple[ssl.SSLContext, tuple[str, ...]]"]
 
 
 class Connection:
-    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls")
+    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed")
 
     def __init__(self, sock: socket.socket, peer: str, tls: bool):
         self.sock = sock
@@ -45,6 +45,7 @@ class Connection:
         self.handshaken = not tls
         self.buffer = bytearray()
         self.deadline = 0.0
+        self.closed = False
 
     def pending(self) -> bool:
         return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
@@ -117,12 +118,18 @@ class Server:
             self.selector.register(self.wake_reader, selectors.EVENT_READ, "wake")
             while not self.stopping.is_set():
                 for key, _ in self.selector.select(0.25):
-                    if key.data == "listener":
-                        self._accept(key.fileobj)
-                    elif key.data == "wake":
-                        self._drain_wake()
-                    else:
-                        self._readable(key.data)
+                    try:
+                        if key.data == "listener":
+                            self._accept(key.fileobj)
+                        elif key.data == "wake":
+                            self._drain_wake()
+                        else:
+                            self._readable(key.data)
+                    except Exception as err:  # the loop must outlive any one connection
+                        log.error("connection failed", extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
+                        if isinstance(key.data, Connection):
+                            self._unwatch(key.data)
+                            self._close(key.data)
                 self._take_returned()
                 self._sweep()
         finally:
@@ -458,7 +465,9 @@ class Server:
     # -- shared --------------------------------------------------------------------------------------------
 
     def _close(self, connection: Connection) -> None:
-        self._close_socket(connection.sock)
+        if not connection.closed:
+            connection.closed = True
+            self._close_socket(connection.sock)
 
     def _close_socket(self, sock: socket.socket) -> None:
         try:
