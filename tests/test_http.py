@@ -87,7 +87,7 @@ def test_scrape_timeout_header_bounds_a_scrape_with_hung_targets(start_exporter,
 
 
 def test_concurrent_scrapes_read_a_coordinator_once(start_exporter, redis_db):
-    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route("llamacpp:tokens_predicted_total 7\n", delay=0.5)})
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route("llamacpp:tokens_predicted_total 7\n", delay=2.0)})
     try:
         exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "c"}], ollama={"discover": False}))
         results = []

@@ -52,7 +52,7 @@ class Connection:
 
 
 class _Pool:
-    """Daemon worker threads, started only when no idle one is left, never more than `size`."""
+    """Daemon worker threads, started only when the idle ones are fewer than the jobs waiting, never more than `size`."""
 
     def __init__(self, size: int, name: str):
         self.size = size
@@ -61,10 +61,13 @@ class _Pool:
         self.lock = threading.Lock()
         self.threads = 0
         self.idle = 0
+        self.waiting = 0  # submitted, not yet taken by a worker
 
     def submit(self, job: Callable, arg) -> None:
         with self.lock:
-            if self.idle == 0 and self.threads < self.size:
+            self.waiting += 1
+            # an idle worker that has not yet taken an earlier job is not free for this one
+            if self.idle < self.waiting and self.threads < self.size:
                 self.threads += 1
                 threading.Thread(target=self._run, name=f"{self.name}-{self.threads}", daemon=True).start()
         self.jobs.put((job, arg))
@@ -76,6 +79,7 @@ class _Pool:
             job, arg = self.jobs.get()
             with self.lock:
                 self.idle -= 1
+                self.waiting -= 1
             if job is None:
                 return
             job(arg)
