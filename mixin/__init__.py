@@ -1,0 +1,1 @@
+"""The SOLLOL monitoring mixin: alert and recording rules and Grafana dashboards, generated from one config."""

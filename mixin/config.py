@@ -1,0 +1,85 @@
+"""The one place for everything a user's Prometheus setup may name differently, and every alert threshold.
+
+Like kubernetes-mixin's `_config`: rules (`mixin/rules.py`) and dashboards (`grafana/generate.py`) are generated
+from a `Config`; the defaults reproduce the shipped stack (`prometheus/prometheus.yml`: job "sollol", a `cluster`
+target label). Render for another setup with, e.g.,
+
+    .venv/bin/python -m mixin.generate --set job_selector='job="monitoring/sollol-exporter"' --set cluster_label=k8s_cluster --out /tmp/mine
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+PROJECT_URL = "https://github.com/sollol-exporter/sollol-exporter"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Threshold and `for:` of one alert; `why` is written next to `for:` in the generated rules."""
+
+    for_: str
+    why: str
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    # Selectors and label names of the user's Prometheus.
+    job_selector: str = 'job="sollol"'            # matches the exporter's scrape job (a ServiceMonitor names its own)
+    cluster_label: str = "cluster"                 # target label that tells SOLLOL clusters apart
+    instance_label: str = "instance"               # target label of one exporter
+    # Where alert receivers link to: one section per alert, anchored by the alert name in lower case.
+    runbook_url_base: str = PROJECT_URL + "/blob/main/docs/runbooks.md"
+    # Dashboards.
+    dashboard_tags: tuple[str, ...] = ("sollol",)
+    dashboard_refresh: str = "30s"
+    alerts: dict[str, Alert] = field(default_factory=lambda: dict(ALERTS))
+    min_request_rate: float = 0.05  # requests/s a node needs before its error ratio can page (3 a minute)
+
+    def alert(self, name: str) -> Alert:
+        return self.alerts[name]
+
+    def runbook(self, alert_name: str) -> str:
+        return f"{self.runbook_url_base}#{alert_name.lower()}"
+
+    def sel(self, matchers: str = "") -> str:
+        """The label matchers of one selector: the job's, then the given ones."""
+        return ",".join(part for part in (self.job_selector, matchers) if part)
+
+    def by(self, *labels: str) -> str:
+        """`cluster, instance, <labels>` with the configured label names."""
+        return ", ".join((self.cluster_label, self.instance_label, *labels))
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+# Every threshold and `for:` window in one table; the reasons end up as comments in the generated rule files.
+ALERTS: dict[str, Alert] = {
+    "SollolRpcBackendDown": Alert("2m", "a worker restart takes seconds; eight failed probes are not a blip"),
+    "SollolRpcBackendsAllDown": Alert("1m", "distributed inference cannot run at all: page quickly"),
+    "SollolCoordinatorDown": Alert("1m", "four scrapes; llama-server restarts take seconds"),
+    "SollolCoordinatorStuckLoading": Alert(
+        "10m", "big models take minutes to reach the workers; 10m is past any normal load and catches a worker that "
+        "another client holds (llama-server waits for it forever)"),
+    "SollolCoordinatorStalled": Alert("2m", "a long prompt can hold the loop for seconds, not minutes"),
+    "SollolCoordinatorMetricsDisabled": Alert("15m", "a configuration problem, not an outage: tell someone, do not page"),
+    "SollolOllamaNodeDown": Alert("2m", "eight probes; Ollama restarts take seconds"),
+    "SollolOllamaNodeFalselyAvailable": Alert("5m", "SOLLOL rechecks a node only every 100 requests: give it time to notice"),
+    "SollolOllamaNodeFalselyUnavailable": Alert("10m", "SOLLOL only rechecks after 100 requests; a node left out of routing for 10m is wasted"),
+    "SollolGpuMemoryNearlyFull": Alert("10m", "a model load fills VRAM for a moment; full for 10m means the next load fails", threshold=0.05),
+    "SollolGpuTelemetryStale": Alert("1m", "the reporter writes every few seconds; its key expires after 120 s", threshold=180),
+    "SollolRedisDown": Alert("2m", "without Redis the exporter loses metadata, GPU telemetry and worker discovery"),
+    "SollolRouterMetadataStale": Alert("5m", "OllamaPool rewrites the key every 5 s; a timestamp this old means its publisher loop stopped", threshold=120),
+    "SollolApplicationStoppedHeartbeating": Alert("1m", "the dashboard drops an app 60 s after its last heartbeat; the exporter then reports up 0"),
+    "SollolNodeErrorRatioHigh": Alert(
+        "10m", "a node restart or a model load costs a few errors, not ten minutes of them", threshold=0.05),
+    "SollolModelLatencyHigh": Alert("15m", "long generations are normal: 15 minutes of it, not one slow batch", threshold=30),
+    "SollolCoordinatorQueueBackingUp": Alert("10m", "deferred requests for 10 minutes mean llama-server cannot keep up"),
+    "SollolEventsSilent": Alert("10m", "SOLLOL's own counters and the events cover the same 10 minutes"),
+    "SollolExporterDown": Alert("2m", "eight failed scrapes"),
+    "SollolExporterAbsent": Alert("5m", "a target missing for 5 minutes is a configuration change, not a restart"),
+    "SollolExporterCollectorFailing": Alert("10m", "one source unreadable; the exporter logs the cause"),
+}
