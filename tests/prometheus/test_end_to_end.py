@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from mixin.config import Config
 from tests.support import llama
 from tests.support.collect import base_config
 from tests.support.exporter import ExporterProcess
@@ -59,7 +60,7 @@ def test_a_killed_worker_pages_once_and_resolves_when_it_is_back(tmp_path, redis
         assert alert["labels"] == {"alertname": "SollolRpcBackendDown", "severity": "critical", "cluster": "sollol",
                                    "instance": f"{LOOP}:{exporter.port}", "backend": backend, "coordinator": "main"}
         assert "(state refused)" in alert["annotations"]["description"]
-        assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#sollolrpcbackenddown"
+        assert alert["annotations"]["runbook_url"] == Config().runbook("SollolRpcBackendDown")
         others = [m for m in receiver.matching("/alerts", "firing") if m not in firing]
         assert others == [], others
 

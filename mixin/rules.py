@@ -1,0 +1,371 @@
+"""Alert and recording rules of the mixin, rendered from a Config into Prometheus rule files.
+
+Each alert keeps a constant summary (the headline a pager shows) and puts the specifics in its description; each
+`for:` carries its reason as a comment, taken from the config's threshold table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from mixin.config import Config
+
+ALERTS_FILE = "sollol-alerts.yml"
+RECORDING_FILE = "sollol-recording.yml"
+DOWN_STATES = "refused|unreachable|dns_error|not_serving|error"
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    name: str
+    severity: str
+    what: str  # comment: what the expression catches
+    expr: str
+    summary: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def _m(c: Config, name: str, matchers: str = "") -> str:
+    return f"{name}{{{c.sel(matchers)}}}"
+
+
+def alert_groups(c: Config) -> list[tuple[str, str, list[AlertRule]]]:
+    """(group name, group comment, rules)."""
+    by, th = c.by, (lambda name: c.alert(name).threshold)
+    cl, inst = c.cluster_label, c.instance_label
+    return [
+        ("sollol.workers", "", [
+            AlertRule(
+                "SollolRpcBackendDown", "critical",
+                "refused, unreachable, dns_error, not_serving or error. Never \"busy\": a worker held by its coordinator is doing its job.",
+                f"""(
+  max by ({by("backend")}) ({_m(c, "sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
+  * on ({by("backend")}) group_left (coordinator)
+  max by ({by("backend", "coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})
+)
+or
+(
+  max by ({by("backend")}) ({_m(c, "sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
+  unless on ({by("backend")}) {_m(c, "sollol_rpc_backend_coordinator_info")}
+)""",
+                "An RPC worker is down.",
+                "rpc-server {{ $labels.backend }}{{ with $labels.coordinator }} of coordinator {{ . }}{{ end }} has been down for "
+                + _minutes(c, "SollolRpcBackendDown")
+                + " (state {{ with printf \"sollol_rpc_backend_state{backend='%s'} == 1\" $labels.backend | query }}{{ . | first | label \"state\" }}{{ end }})."
+                " llama-server aborts at its next request that needs this worker.",
+            ),
+            AlertRule(
+                "SollolRpcBackendsAllDown", "critical", "every worker of one coordinator is down.",
+                f"sum by ({by('coordinator')}) ({_m(c, 'sollol_rpc_backend_coordinator_info')} * on ({by('backend')}) group_left {_m(c, 'sollol_rpc_backend_up')}) == 0",
+                "All RPC workers of a coordinator are down.",
+                "None of the rpc-server workers that {{ $labels.coordinator }} drives has answered for " + _minutes(c, "SollolRpcBackendsAllDown") + ".",
+            ),
+        ]),
+        ("sollol.coordinators", "", [
+            AlertRule(
+                "SollolCoordinatorDown", "critical", "hung or unreachable (or an unexpected answer).",
+                f"{_m(c, 'sollol_coordinator_up')} == 0",
+                "A llama.cpp coordinator is down.",
+                "llama-server {{ $labels.coordinator }} has not answered /health for " + _minutes(c, "SollolCoordinatorDown") + ".",
+            ),
+            AlertRule(
+                "SollolCoordinatorStuckLoading", "warning", "still answering 503 \"Loading model\".",
+                _m(c, "sollol_coordinator_state", 'state="loading"') + " == 1",
+                "A coordinator is stuck loading its model.",
+                "llama-server {{ $labels.coordinator }} still answers 503 \"Loading model\" after " + _minutes(c, "SollolCoordinatorStuckLoading") + ".",
+            ),
+            AlertRule(
+                "SollolCoordinatorStalled", "critical", "/health answers but /metrics, which goes through the inference loop, times out.",
+                _m(c, "sollol_coordinator_state", 'state="stalled"') + " == 1",
+                "A coordinator's inference loop is stuck.",
+                "llama-server {{ $labels.coordinator }} has answered /health while /metrics timed out for " + _minutes(c, "SollolCoordinatorStalled") + ".",
+            ),
+            AlertRule(
+                "SollolCoordinatorMetricsDisabled", "info", "llama-server answers 501 on /metrics.",
+                f"{_m(c, 'sollol_coordinator_metrics_enabled')} == 0",
+                "A coordinator serves no /metrics.",
+                "llama-server {{ $labels.coordinator }} answers 501 on /metrics; start it with --metrics to get token and queue figures.",
+            ),
+        ]),
+        ("sollol.ollama", "", [
+            AlertRule(
+                "SollolOllamaNodeDown", "warning", "Ollama does not answer GET /.",
+                f"{_m(c, 'sollol_ollama_node_up')} == 0",
+                "An Ollama node is down.",
+                "Ollama on {{ $labels.node }} has not answered GET / for " + _minutes(c, "SollolOllamaNodeDown") + ".",
+            ),
+            AlertRule(
+                "SollolOllamaNodeFalselyAvailable", "warning", "SOLLOL marks a node available that the probe finds down.",
+                f"({_m(c, 'sollol_ollama_node_available')} == 1) and on ({by('node')}) ({_m(c, 'sollol_ollama_node_up')} == 0)",
+                "SOLLOL routes to an Ollama node that is down.",
+                "SOLLOL marks {{ $labels.node }} available while the exporter's probe has failed for " + _minutes(c, "SollolOllamaNodeFalselyAvailable") + ".",
+            ),
+            AlertRule(
+                "SollolOllamaNodeFalselyUnavailable", "info", "SOLLOL marks a node unavailable that answers the probe.",
+                f"({_m(c, 'sollol_ollama_node_available')} == 0) and on ({by('node')}) ({_m(c, 'sollol_ollama_node_up')} == 1)",
+                "SOLLOL does not use an Ollama node that is up.",
+                "SOLLOL marks {{ $labels.node }} unavailable while it has answered the exporter for " + _minutes(c, "SollolOllamaNodeFalselyUnavailable") + ".",
+            ),
+        ]),
+        ("sollol.gpus", "", [
+            AlertRule(
+                "SollolGpuMemoryNearlyFull", "warning", f"under {th('SollolGpuMemoryNearlyFull'):.0%} of a GPU's memory free.",
+                f"{_m(c, 'sollol_gpu_memory_free_bytes')} / {_m(c, 'sollol_gpu_memory_total_bytes')} < {_number(th('SollolGpuMemoryNearlyFull'))}",
+                "A GPU is nearly out of memory.",
+                "GPU {{ $labels.gpu }} on {{ $labels.node }} has {{ $value | humanizePercentage }} of its memory free.",
+            ),
+            AlertRule(
+                "SollolGpuTelemetryStale", "warning",
+                "no GPU report for the threshold; max_over_time keeps the alert alive after the key (and its series) expired.",
+                f"time() - max by ({by('node')}) (max_over_time({_m(c, 'sollol_gpu_report_timestamp_seconds')}[1h])) > {_number(th('SollolGpuTelemetryStale'))}",
+                "GPU telemetry has stopped.",
+                "The gpu_reporter of {{ $labels.node }} last wrote {{ $value | humanizeDuration }} ago.",
+            ),
+        ]),
+        ("sollol.sources", "", [
+            AlertRule(
+                "SollolRedisDown", "critical", "the exporter cannot reach SOLLOL's Redis.",
+                f"{_m(c, 'sollol_redis_up')} == 0",
+                "SOLLOL's Redis is unreachable.",
+                "The exporter {{ $labels." + inst + " }} has not reached SOLLOL's Redis for " + _minutes(c, "SollolRedisDown") + ".",
+            ),
+            AlertRule(
+                "SollolRouterMetadataStale", "warning", "OllamaPool's timestamped metadata is old (other writers have no clock).",
+                f"""{_m(c, "sollol_metadata_age_seconds")} > {_number(th("SollolRouterMetadataStale"))}
+and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)""",
+                "SOLLOL's router metadata is stale.",
+                "sollol:router:metadata was last written {{ $value | humanizeDuration }} ago by OllamaPool, which writes every 5 seconds.",
+            ),
+            AlertRule(
+                "SollolApplicationStoppedHeartbeating", "warning", "an app vanished from the dashboard's registry.",
+                f"{_m(c, 'sollol_application_up')} == 0",
+                "A SOLLOL application stopped heartbeating.",
+                "{{ $labels.app }} ({{ $labels.router_type }}) is no longer registered with the SOLLOL dashboard.",
+            ),
+        ]),
+        ("sollol.requests", "Request-level alerts from SOLLOL's activity events, read through the recording rules.", [
+            AlertRule(
+                "SollolNodeErrorRatioHigh", "warning",
+                f"more than {th('SollolNodeErrorRatioHigh'):.0%} of a node's requests fail, at {_number(c.min_request_rate)} requests/s or more "
+                "(so that one failure among three requests does not page).",
+                f"""node:sollol_request_errors:ratio_rate5m > {_number(th("SollolNodeErrorRatioHigh"))}
+and on ({by("node")}) node:sollol_requests:rate5m > {_number(c.min_request_rate)}""",
+                "An Ollama node fails too many requests.",
+                "{{ $value | humanizePercentage }} of the requests SOLLOL sent to {{ $labels.node }} failed over the last 5 minutes"
+                f" (threshold {th('SollolNodeErrorRatioHigh'):.0%}).",
+            ),
+            AlertRule(
+                "SollolModelLatencyHigh", "warning", f"a model's p95 latency is over {_number(th('SollolModelLatencyHigh'))} s.",
+                f'model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95"}} > {_number(th("SollolModelLatencyHigh"))}',
+                "A model answers too slowly.",
+                "The 95th percentile latency of {{ $labels.model }} is {{ $value | humanizeDuration }}"
+                f" (threshold {_number(th('SollolModelLatencyHigh'))}s).",
+            ),
+            AlertRule(
+                "SollolCoordinatorQueueBackingUp", "warning", "llama-server has requests waiting for a slot.",
+                f"{_m(c, 'sollol_coordinator_requests_deferred')} > 0",
+                "A coordinator's request queue is backing up.",
+                "llama-server {{ $labels.coordinator }} has had {{ $value }} requests waiting for a slot for " + _minutes(c, "SollolCoordinatorQueueBackingUp") + ".",
+            ),
+            AlertRule(
+                "SollolEventsSilent", "warning",
+                "SOLLOL's own request counters grow while no activity event arrives: the subscriber is broken, or SOLLOL stopped "
+                "publishing (another Redis, SOLLOL_REDIS_URL unset). Only where the exporter subscribes at all.",
+                f"""(
+  sum by ({by()}) (increase({_m(c, "sollol_ollama_node_requests_total")}[10m])) > 0
+  or
+  sum by ({by()}) (increase({_m(c, "sollol_router_requests_total")}[10m])) > 0
+)
+unless on ({by()}) (sum by ({by()}) (increase({_m(c, "sollol_events_received_total")}[10m])) > 0)
+and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
+                "SOLLOL's activity events have gone silent.",
+                "SOLLOL handled requests in the last 10 minutes but {{ $labels." + inst + " }} received no activity event (subscribed: "
+                "{{ with printf \"sollol_events_subscribed{" + inst + "='%s'}\" $labels." + inst + " | query }}{{ . | first | value }}{{ end }}).",
+            ),
+        ]),
+        ("sollol.exporter", "", [
+            AlertRule(
+                "SollolExporterDown", "critical", "Prometheus cannot scrape the exporter.",
+                f"up{{{c.job_selector}}} == 0",
+                "sollol-exporter cannot be scraped.",
+                "Prometheus has failed to scrape {{ $labels." + inst + " }} for " + _minutes(c, "SollolExporterDown") + "; nothing about the cluster is known.",
+            ),
+            AlertRule(
+                "SollolExporterAbsent", "critical", "Prometheus has no target for the exporter's job.",
+                f"absent(up{{{c.job_selector}}})",
+                "No sollol-exporter target in Prometheus.",
+                "Prometheus has had no target matching " + json.dumps(c.job_selector)[1:-1].replace('\\"', '"') + " for "
+                + _minutes(c, "SollolExporterAbsent") + "; check its scrape configuration.",
+            ),
+            AlertRule(
+                "SollolExporterCollectorFailing", "warning", "one of the exporter's sources is unreadable.",
+                f"{_m(c, 'sollol_exporter_collector_success')} == 0",
+                "A sollol-exporter source is unreadable.",
+                "The {{ $labels.collector }} collector of {{ $labels." + inst + " }} has failed for " + _minutes(c, "SollolExporterCollectorFailing") + "; its log says why.",
+            ),
+            AlertRule(
+                "SollolWatchdog", "info", "always firing: proves the whole alerting path works. Route it to a dead man's switch.",
+                "vector(1)",
+                "Alerting pipeline is working.",
+                "This alert always fires. If it stops arriving, Prometheus or Alertmanager is broken.",
+            ),
+        ]),
+    ]
+
+
+def recording_groups(c: Config) -> list[tuple[str, str, list[Recording]]]:
+    by = c.by
+
+    def quantiles(level: str, metric: str, labels: tuple[str, ...], qs=("0.5", "0.95", "0.99")) -> list[Recording]:
+        return [
+            Recording(f"{level}:{metric}:quantile_rate5m",
+                      f"histogram_quantile({q}, sum by ({by(*labels, 'le')}) (rate({_m(c, metric + '_bucket')}[5m])))",
+                      (("quantile", q),))
+            for q in qs
+        ]
+
+    def ratio(level: str, label: str) -> Recording:
+        return Recording(
+            f"{level}:sollol_request_errors:ratio_rate5m",
+            f"""sum by ({by(label)}) (rate({_m(c, "sollol_requests_total", 'outcome="error"')}[5m]))
+/
+sum by ({by(label)}) (rate({_m(c, "sollol_requests_total")}[5m]))""")
+
+    return [
+        ("sollol.recording", "", [
+            Recording("coordinator:sollol_coordinator_tokens_predicted:rate5m",
+                      f"sum by ({by('coordinator')}) (rate({_m(c, 'sollol_coordinator_tokens_predicted_total')}[5m]))"),
+            Recording("coordinator:sollol_coordinator_prompt_tokens:rate5m",
+                      f"sum by ({by('coordinator')}) (rate({_m(c, 'sollol_coordinator_prompt_tokens_total')}[5m]))"),
+            Recording("coordinator:sollol_rpc_backend_up:ratio",
+                      f"""sum by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")} * on ({by("backend")}) group_left {_m(c, "sollol_rpc_backend_up")})
+/
+count by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})"""),
+            Recording("cluster:sollol_rpc_backend_up:ratio",
+                      f"avg by ({c.cluster_label}) ({_m(c, 'sollol_rpc_backend_up')})"),
+            Recording("node:sollol_ollama_node_requests:rate5m",
+                      f"sum by ({by('node')}) (rate({_m(c, 'sollol_ollama_node_requests_total')}[5m]))"),
+            Recording("node:sollol_routing_node_selections:rate5m",
+                      f"sum by ({by('node')}) (rate({_m(c, 'sollol_routing_node_selections_total')}[5m]))"),
+        ]),
+        ("sollol.requests.recording",
+         "Request-level truth from SOLLOL's activity events: the rates, error ratios and quantiles the dashboards and alerts use.", [
+            Recording("node:sollol_requests:rate5m", f"sum by ({by('node')}) (rate({_m(c, 'sollol_requests_total')}[5m]))"),
+            Recording("model:sollol_requests:rate5m", f"sum by ({by('model')}) (rate({_m(c, 'sollol_requests_total')}[5m]))"),
+            ratio("node", "node"),
+            ratio("model", "model"),
+            *quantiles("node", "sollol_request_duration_seconds", ("node",)),
+            *quantiles("model", "sollol_request_duration_seconds", ("model",)),
+            Recording("coordinator_model:sollol_coordinator_requests:rate5m",
+                      f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_requests_total')}[5m]))"),
+            *quantiles("coordinator_model", "sollol_coordinator_request_duration_seconds", ("coordinator", "model"), qs=("0.95",)),
+            Recording("coordinator_model:sollol_coordinator_completion_tokens:rate5m",
+                      f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_completion_tokens_total')}[5m]))"),
+        ]),
+    ]
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _minutes(c: Config, name: str) -> str:
+    window = c.alert(name).for_
+    units = {"s": "second", "m": "minute", "h": "hour"}
+    amount, unit = window[:-1], window[-1]
+    if unit in units and amount.isdigit():
+        return f"{amount} {units[unit]}{'' if amount == '1' else 's'}"
+    return window
+
+
+def _scalar(value: str) -> str:
+    """A YAML scalar for `value`: plain where that is safe, else double-quoted (JSON strings are valid YAML)."""
+    import yaml
+
+    plain = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    if plain.endswith("\n...") or plain.endswith("..."):
+        plain = plain.rsplit("\n", 1)[0].strip()
+    if plain == value and not value.startswith(("{", "[", "'", '"', "|", ">", "&", "*", "!", "%", "@", "`", "-", "?", ":", "#")) and ": " not in value and " #" not in value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _block(key: str, text: str, indent: str) -> list[str]:
+    if "\n" not in text:
+        return [f"{indent}{key}: {_scalar(text)}"]
+    return [f"{indent}{key}: |", *(f"{indent}  {line}" if line else "" for line in text.splitlines())]
+
+
+def _wrap(text: str, indent: str, width: int = 116) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(indent) + 2 + len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(line)
+    return [f"{indent}# {each}" for each in lines]
+
+
+def render_alerts(c: Config) -> str:
+    out = [
+        "# Alerts for a SOLLOL cluster, from sollol-exporter's metrics. Generated by mixin/generate.py from mixin/config.py:",
+        "# edit those, not this file. Runbooks: one section per alert at the runbook_url.",
+        f"# Selectors: {c.job_selector}; cluster label {c.cluster_label!r}. `for:` windows assume a 15 s scrape interval.",
+        "groups:",
+    ]
+    for group, comment, rules in alert_groups(c):
+        out.append(f"  - name: {group}")
+        if comment:
+            out += _wrap(comment, "    ")
+        out.append("    rules:")
+        for rule in rules:
+            out.append(f"      - alert: {rule.name}")
+            out += _wrap(rule.what, "        ")
+            out += _block("expr", rule.expr, "        ")
+            if rule.name != "SollolWatchdog":
+                settings = c.alert(rule.name)
+                out += _wrap(f"for {settings.for_}: {settings.why}.", "        ")
+                out.append(f"        for: {settings.for_}")
+            out += ["        labels:", f"          severity: {rule.severity}", "        annotations:"]
+            out.append(f"          summary: {_scalar(rule.summary)}")
+            out.append(f"          description: {_scalar(rule.description)}")
+            out.append(f"          runbook_url: {_scalar(c.runbook(rule.name))}")
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_recording(c: Config) -> str:
+    out = [
+        "# Recording rules for a SOLLOL cluster. Generated by mixin/generate.py from mixin/config.py: edit those, not this file.",
+        "# Every rule keeps the cluster and instance labels; each is used by a dashboard panel or an alert.",
+        "groups:",
+    ]
+    for group, comment, rules in recording_groups(c):
+        out.append(f"  - name: {group}")
+        if comment:
+            out += _wrap(comment, "    ")
+        out.append("    rules:")
+        for rule in rules:
+            out.append(f"      - record: {rule.record}")
+            out += _block("expr", rule.expr, "        ")
+            if rule.labels:
+                out.append("        labels:")
+                out += [f"          {key}: {_scalar(value)}" for key, value in rule.labels]
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render(c: Config) -> dict[str, str]:
+    """{file name: text} of the rule files for this config."""
+    return {ALERTS_FILE: render_alerts(c), RECORDING_FILE: render_recording(c)}
