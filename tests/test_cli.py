@@ -45,3 +45,21 @@ def test_max_requests_must_be_a_non_negative_integer():
     for bad in ("-1", "many"):
         result = run("--web.max-requests", bad, "--config.check")
         assert result.returncode == 2 and "--web.max-requests" in result.stderr
+
+
+def test_help_names_the_agent_subcommand_and_the_lifecycle_flag():
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    assert "sollol-exporter agent" in result.stdout
+    commands = result.stdout.split("commands:", 1)[1]
+    assert commands.split()[0] == "agent" and "rpc-server" in commands
+    assert "--web.enable-lifecycle" in result.stdout and "/-/reload" in result.stdout
+    agent = run("agent", "--help")
+    assert agent.returncode == 0 and "--rpc.port" in agent.stdout
+
+
+def test_lifecycle_flag_is_off_by_default():
+    from sollol_exporter.cli import parser
+
+    assert parser().parse_args([]).enable_lifecycle is False
+    assert parser().parse_args(["--web.enable-lifecycle"]).enable_lifecycle is True

@@ -24,7 +24,8 @@ def test_metrics_is_valid_prometheus_text_and_promtool_clean(exporter):
     assert reply.status_code == 200
     assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = parse(reply.text)
-    assert value(samples, "sollol_exporter_build_info", version="0.1.0", python_version=__import__("platform").python_version()) == 1
+    version = __import__("sollol_exporter").__version__
+    assert value(samples, "sollol_exporter_build_info", version=version, python_version=__import__("platform").python_version()) == 1
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed (the test command installs it with apt)")
@@ -299,3 +300,66 @@ def test_sighup_reloads_the_web_config(secured, certs):
     exporter.process.send_signal(signal.SIGHUP)
     wait_for(lambda: exporter.get("/-/healthy", auth=("carol", "three")).status_code == 200, 10, what="reload on SIGHUP")
     assert "web config reloaded" in exporter.read_log()
+
+
+# POST /-/reload: Prometheus' lifecycle API, opt-in with --web.enable-lifecycle.
+
+NODE = "127.0.0.1:9"
+LIFECYCLE = ("--web.enable-lifecycle",)
+
+
+def test_reload_endpoint_is_forbidden_without_the_lifecycle_flag(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}))
+    exporter.write_config(base_config(redis_db.url, ollama={"discover": False, "nodes": [NODE]}))
+    reply = requests.post(exporter.url + "/-/reload", timeout=10)
+    assert reply.status_code == 403 and reply.text.strip() == "Lifecycle API is not enabled."
+    assert requests.put(exporter.url + "/-/reload", timeout=10).status_code == 403
+    wrong = requests.get(exporter.url + "/-/reload", timeout=10)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST, PUT"
+    assert value(exporter.scrape(), "sollol_ollama_node_up", node=NODE) is None  # nothing was reloaded
+
+
+def test_reload_endpoint_applies_a_changed_config(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}), extra_args=LIFECYCLE)
+    assert value(exporter.scrape(), "sollol_ollama_node_up", node=NODE) is None
+    exporter.write_config(base_config(redis_db.url, ollama={"discover": False, "nodes": [NODE]}))
+    reply = requests.post(exporter.url + "/-/reload", timeout=10)
+    assert reply.status_code == 200, reply.text
+    samples = exporter.scrape()  # the reload is done when the answer comes: no waiting
+    assert value(samples, "sollol_ollama_node_up", node=NODE) == 0
+    assert value(samples, "sollol_exporter_config_last_reload_successful") == 1
+    for method in ("GET", "HEAD", "DELETE"):
+        assert requests.request(method, exporter.url + "/-/reload", timeout=10).status_code == 405, method
+    assert "config reloaded" in exporter.read_log()
+
+
+def test_reload_endpoint_with_a_bad_config_answers_500_and_keeps_the_old_one(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False, "nodes": [NODE]}), extra_args=LIFECYCLE)
+    exporter.config_path.write_text("redis: {url: 'redis://:hunter2-secret@127.0.0.1:1/0', timout: 1s}\n")
+    reply = requests.post(exporter.url + "/-/reload", timeout=10)
+    assert reply.status_code == 500
+    assert "hunter2" not in reply.text and "timout" not in reply.text and len(reply.text) < 200
+    samples = exporter.scrape()
+    assert value(samples, "sollol_exporter_config_last_reload_successful") == 0
+    assert value(samples, "sollol_ollama_node_up", node=NODE) == 0  # the old config still serves
+    assert value(samples, "sollol_redis_up") == 1  # still the old Redis, not the broken file's
+    assert "timout" in exporter.read_log()
+    exporter.write_config(base_config(redis_db.url, ollama={"discover": False}))
+    assert requests.post(exporter.url + "/-/reload", timeout=10).status_code == 200
+    samples = exporter.scrape()
+    assert value(samples, "sollol_exporter_config_last_reload_successful") == 1
+    assert value(samples, "sollol_ollama_node_up", node=NODE) is None
+
+
+def test_reload_endpoint_is_behind_basic_auth_and_reloads_the_web_config_too(secured):
+    exporter = secured({"basic_auth_users": {"alice": bcrypt_hash("one")}}, scheme="http", extra_args=LIFECYCLE)
+    url = exporter.url + "/-/reload"
+    for auth in (None, ("alice", "wrong")):
+        reply = requests.post(url, auth=auth, timeout=10)
+        assert reply.status_code == 401 and reply.headers["WWW-Authenticate"] == "Basic"
+    assert requests.get(url, timeout=10).status_code == 401  # auth comes before anything else
+    assert requests.post(url, auth=("alice", "one"), timeout=10).status_code == 200
+    exporter.write_web_config("basic_auth_users:\n  alice: not-a-hash\n")
+    reply = requests.post(url, auth=("alice", "one"), timeout=10)
+    assert reply.status_code == 500 and "not-a-hash" not in reply.text
+    assert exporter.get("/-/healthy", auth=("alice", "one")).status_code == 200  # the previous web config serves

@@ -1,4 +1,5 @@
-"""Command line: flags in Prometheus style, SIGHUP reloads the config, SIGTERM stops cleanly."""
+"""Command line: flags in Prometheus style, SIGHUP (or POST /-/reload with --web.enable-lifecycle) reloads the
+config, SIGTERM stops cleanly; `sollol-exporter agent` is the per-host gRPC health service."""
 
 from __future__ import annotations
 
@@ -18,14 +19,30 @@ from sollol_exporter.web.watch import WebConfigWatcher
 log = logging.getLogger("sollol_exporter")
 DEFAULT_LISTEN = ":9877"
 WEB_CONFIG_HELP = "exporter-toolkit web config file (TLS, basic auth, headers); see the README (default: none)"
+EPILOG = """\
+commands:
+  agent                 gRPC health service (grpc.health.v1) for the rpc-server workers of the
+                        host it runs on; start one per worker host (sollol-exporter agent --help)
+
+SIGHUP reloads --config.file and --web.config.file; so does POST /-/reload with --web.enable-lifecycle.
+"""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sollol-exporter", description="Prometheus exporter for SOLLOL clusters.")
+    p = argparse.ArgumentParser(
+        prog="sollol-exporter",
+        usage="%(prog)s [flags]\n       %(prog)s agent --rpc.port PORT [flags]",
+        description="Prometheus exporter for SOLLOL clusters: Ollama nodes, llama.cpp coordinators and rpc-server workers.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config.file", dest="config_file", default=None, help="YAML config file (default: none; defaults plus SOLLOL_* environment)")
     p.add_argument("--config.check", dest="config_check", action="store_true", help="validate the config (and the web config) and exit")
     p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, help=f"address to serve on (default {DEFAULT_LISTEN}: IPv4 and IPv6)")
     p.add_argument("--web.config.file", dest="web_config", default=None, help=WEB_CONFIG_HELP)
+    p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                   help="enable POST /-/reload, which reloads the config files as SIGHUP does (for config-reloader "
+                        "sidecars); without it the endpoint answers 403 (default: off)")
     p.add_argument("--web.max-requests", dest="max_requests", type=_non_negative, default=40,
                    help="maximum concurrent requests; more get 503 at once; 0 for no limit (default 40)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
@@ -123,16 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     max_connections = max(64, min(16384, _raise_open_files_limit() - 128))
     state = State(loaded, args.config_file)
+    reloading = threading.Lock()  # SIGHUP and /-/reload one at a time
+
+    def reload(*_) -> bool:
+        """Both files again; True when both loaded (a failed one keeps its previous version)."""
+        with reloading:
+            ok = state.reload(config.load)
+            if web is not None:
+                ok = web.reload() and ok
+            return ok
+
     try:
-        server = serve(state, args.listen, web, max_requests=args.max_requests, max_connections=max_connections)
+        server = serve(state, args.listen, web, max_requests=args.max_requests, max_connections=max_connections,
+                       reload=reload if args.enable_lifecycle else None)
     except (OSError, ValueError) as err:
         log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
         return 1
-
-    def reload(*_):
-        state.reload(config.load)
-        if web is not None:
-            web.reload()
 
     stop = threading.Event()
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True).start())
@@ -141,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     log.info("listening", extra=logs.fields(address=args.listen, version=__version__, config=args.config_file or "(defaults)",
-                                            tls=bool(web and web.tls), basic_auth=bool(web and web.loaded.config.users)))
+                                            tls=bool(web and web.tls), basic_auth=bool(web and web.loaded.config.users),
+                                            lifecycle=args.enable_lifecycle))
     stop.wait()
     log.info("stopping")
     server.shutdown()

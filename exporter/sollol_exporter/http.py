@@ -1,5 +1,5 @@
-"""The web endpoint: /metrics, a landing page, /-/healthy and /-/ready, behind the optional web config (TLS, basic
-auth, extra headers). Thin: collection lives in scrape.py, the HTTP machinery in web/."""
+"""The web endpoint: /metrics, a landing page, /-/healthy, /-/ready and (opt-in) POST /-/reload, behind the optional
+web config (TLS, basic auth, extra headers). Thin: collection lives in scrape.py, the HTTP machinery in web/."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from prometheus_client.exposition import choose_encoder
 
@@ -30,6 +31,8 @@ MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 120.0
 MAX_TIMEOUT_HEADER_CHARS = 32
 TEXT = "text/plain; charset=utf-8"
+RELOAD_PATH = "/-/reload"
+RELOAD_METHODS = ("POST", "PUT")  # as Prometheus' lifecycle API
 
 
 class _Families:
@@ -80,11 +83,15 @@ class _RateLimiter:
 
 
 class Exporter:
-    """Routes a parsed request to an answer; the web config (if any) is consulted on every request."""
+    """Routes a parsed request to an answer; the web config (if any) is consulted on every request.
 
-    def __init__(self, state: State, web: WebConfigWatcher | None):
+    `reload` is what SIGHUP does (True when every file was loaded); given, POST /-/reload calls it (the
+    --web.enable-lifecycle flag); None, the endpoint answers 403 as Prometheus does without the flag."""
+
+    def __init__(self, state: State, web: WebConfigWatcher | None, reload: Callable[[], bool] | None = None):
         self.state = state
         self.web = web
+        self.reload = reload
         self.auth = BasicAuth()
         self.limiter = _RateLimiter()
 
@@ -100,6 +107,8 @@ class Exporter:
             return Response(429, body=b"Too Many Requests\n")
         if config and config.users and not self.auth.allowed(config.users, request.header("authorization") or None):
             return Response(401, body=b"Unauthorized\n", headers=[("WWW-Authenticate", "Basic")])
+        if request.path == RELOAD_PATH:
+            return self._reload(request)
         if request.method not in ("GET", "HEAD"):
             return Response(405, body=b"method not allowed\n", headers=[("Allow", "GET, HEAD")])
         if request.path == "/metrics":
@@ -111,6 +120,18 @@ class Exporter:
         if request.path == "/-/ready":
             return Response(200, body=b"Ready.\n")
         return Response(404, body=b"not found\n")
+
+    def _reload(self, request: Request) -> Response:
+        if request.method not in RELOAD_METHODS:
+            return Response(405, body=b"method not allowed\n", headers=[("Allow", ", ".join(RELOAD_METHODS))])
+        if self.reload is None:
+            return Response(403, body=b"Lifecycle API is not enabled.\n")
+        log.info("config reload requested over HTTP")
+        if self.reload():
+            return Response(200, body=b"Config reloaded.\n")
+        # 500, as Prometheus answers a failed /-/reload: the request was valid, the server could not apply its
+        # files. The reason stays in the log; the answer says no more, so it can never carry a secret.
+        return Response(500, body=b"failed to reload the config, keeping the previous one; see the exporter log\n")
 
     def _metrics(self, request: Request) -> Response:
         state = self.state
@@ -187,8 +208,9 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_requests: int = 40,
-          max_connections: int = 4096) -> Server:
-    """A server for the exporter on `listen`; call serve_forever(), then shutdown() and server_close()."""
+          max_connections: int = 4096, reload: Callable[[], bool] | None = None) -> Server:
+    """A server for the exporter on `listen`; call serve_forever(), then shutdown() and server_close().
+    `reload` enables POST /-/reload (see Exporter)."""
     host, port = parse_listen_address(listen)
     listener = listen_socket(host, port)
 
@@ -196,5 +218,5 @@ def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_re
         loaded = web.current()
         return loaded.context, loaded.config.tls.client_allowed_sans
 
-    return Server([listener], Exporter(state, web), max_requests=max_requests, max_connections=max_connections,
+    return Server([listener], Exporter(state, web, reload), max_requests=max_requests, max_connections=max_connections,
                   tls=tls_setup if web is not None and web.tls else None)
