@@ -1,31 +1,43 @@
 #!/usr/bin/env python3
-"""Dashboards as code: writes grafana/dashboards/*.json from the definitions below (grafana-foundation-sdk).
+"""Dashboards as code: writes grafana/dashboards/*.json from the definitions below (grafana-foundation-sdk) and the
+mixin's configuration (mixin/config.py: job selector, cluster label name, tags, refresh).
 
     .venv/bin/python grafana/generate.py            # rewrite the JSON files
     .venv/bin/python grafana/generate.py --check    # exit 1 if the committed JSON differs from the code
+    .venv/bin/python grafana/generate.py --set job_selector='job="monitoring/sollol-exporter"' --set cluster_label=k8s_cluster --out DIR
 
-The generated JSON is committed; a test fails when it drifts from this file.
+The generated JSON is committed; a test fails when it drifts from this file. The queries below are written without
+the job and cluster matchers: `scope()` adds them to every metric selector of every panel, annotation and variable
+query (`<job selector>,<cluster label>=~"$cluster"`; recording rules drop the job label, so theirs get the cluster
+matcher only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 
-from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import prometheus as prom
-from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, table, timeseries
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
-from grafana_foundation_sdk.models import heatmap as hm
-from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mixin.config import Config  # noqa: E402
+
+from grafana_foundation_sdk.builders import dashboard as db  # noqa: E402
+from grafana_foundation_sdk.builders import prometheus as prom  # noqa: E402
+from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, table, timeseries  # noqa: E402
+from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
+from grafana_foundation_sdk.models import common as cm  # noqa: E402
+from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
+from grafana_foundation_sdk.models import heatmap as hm  # noqa: E402
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 ALERTMANAGER = dm.DataSourceRef(type_val="alertmanager", uid="${alertmanager}")
-TAGS = ["sollol"]
 C, B, N, M = 'coordinator=~"$coordinator"', 'backend=~"$backend"', 'node=~"$node"', 'model=~"$model"'
 QUANTILES = ("0.5", "0.95", "0.99")
 
@@ -171,10 +183,21 @@ EVENT_SOURCES = {
 }
 
 
-def variables(dash: db.Dashboard, *names: str, alerts: bool = False, sources: dict[str, str] = SOURCES) -> db.Dashboard:
+# Every exporter exposes its build info: the cluster variable lists the clusters that have an exporter of this job.
+CLUSTER_SOURCE = "sollol_exporter_build_info"
+
+
+def variables(dash: db.Dashboard, cfg: Config, *names: str, alerts: bool = False, sources: dict[str, str] = SOURCES) -> db.Dashboard:
     dash = dash.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     if alerts:
         dash = dash.with_variable(db.DatasourceVariable("alertmanager").label("Alertmanager").type("alertmanager"))
+    # One SOLLOL cluster at a time (kubernetes-mixin's cluster variable): the only query not scoped by $cluster.
+    dash = dash.with_variable(
+        db.QueryVariable("cluster").label("Cluster").datasource(DATASOURCE)
+        .query(f"label_values({CLUSTER_SOURCE}{{{cfg.job_selector}}}, {cfg.cluster_label})")
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .include_all(False).multi(False)
+    )
     for name in names:
         dash = dash.with_variable(
             db.QueryVariable(name).label(name.capitalize()).datasource(DATASOURCE)
@@ -185,14 +208,33 @@ def variables(dash: db.Dashboard, *names: str, alerts: bool = False, sources: di
     return dash
 
 
-def base(uid: str, title: str, description: str) -> db.Dashboard:
-    return (db.Dashboard(title).uid(uid).description(description).tags(TAGS).refresh("30s")
-            .time("now-1h", "now").timezone("browser").editable())
+# uid, title of each dashboard: the dashboard links of every dashboard lead to the others.
+TITLES = {"sollol-overview": "SOLLOL overview", "sollol-inference": "SOLLOL inference cluster",
+          "sollol-requests": "SOLLOL requests", "sollol-exporter": "SOLLOL exporter health"}
 
 
-def overview() -> db.Dashboard:
-    dash = variables(base("sollol-overview", "SOLLOL overview", "The cluster at a glance: what SOLLOL's own dashboard tried to show, from real probes."),
-                     "coordinator", "backend", "node", alerts=True)
+def dashboard_links(uid: str) -> list[_Built]:
+    """Overview first, then the others; each keeps the time range and the variables (data source, cluster, filters)."""
+    return [_Built(dm.DashboardLink(title=title, type_val=dm.DashboardLinkType.LINK, url=f"/d/{other}", icon="dashboard",
+                                    tooltip=f"Open {title}", include_vars=True, keep_time=True))
+            for other, title in TITLES.items() if other != uid]
+
+
+def data_link(title: str, uid: str, variable: str, field: str) -> dict[str, object]:
+    """A link from a table row to dashboard `uid` filtered on the row's `field`, same cluster, data source and time."""
+    return {"title": title, "targetBlank": False,
+            "url": f"/d/{uid}?var-{variable}=${{__data.fields.{field}}}&${{datasource:queryparam}}&${{cluster:queryparam}}"
+                   "&${__url_time_range}"}
+
+
+def base(cfg: Config, uid: str, description: str) -> db.Dashboard:
+    return (db.Dashboard(TITLES[uid]).uid(uid).description(description).tags(list(cfg.dashboard_tags))
+            .refresh(cfg.dashboard_refresh).time("now-1h", "now").timezone("browser").editable().links(dashboard_links(uid)))
+
+
+def overview(cfg: Config) -> db.Dashboard:
+    dash = variables(base(cfg, "sollol-overview", "The cluster at a glance: what SOLLOL's own dashboard tried to show, from real probes."),
+                     cfg, "coordinator", "backend", "node", alerts=True)
     panels = [
         place(stat_panel("System status", "HEALTHY when Redis, every selected coordinator and every selected RPC worker are up.", "none",
                          query(f'min(sollol_redis_up) * min(sollol_coordinator_up{{{C}}}) * min(sollol_rpc_backend_up{{{B}}})', instant=True),
@@ -225,14 +267,17 @@ def overview() -> db.Dashboard:
                        ("Value #B", [prop("displayName", "Probe latency"), prop("unit", "s")]),
                        ("Value #C", [prop("displayName", "Success rate"), prop("unit", "percentunit")]),
                        ("Value #D", [prop("displayName", "Active requests"), prop("unit", "none")]),
-                       ("Value #E", [prop("displayName", "Model VRAM"), prop("unit", "bytes")])]), 12, 4, 12, 8),
+                       ("Value #E", [prop("displayName", "Model VRAM"), prop("unit", "bytes")]),
+                       ("node", [prop("links", [data_link("Requests to ${__data.fields.node}", "sollol-requests", "node", "node"),
+                                                data_link("Load and GPUs of ${__data.fields.node}", "sollol-inference", "node", "node")])])]), 12, 4, 12, 8),
         place(table_panel(
             "RPC backends", "llama.cpp rpc-server workers: state by the exporter's rule (busy = held by its coordinator) and probe latency.", "none",
             query(RPC_STATE_CODE, ref="A", instant=True, as_table=True),
             query(f"max by (backend) (sollol_rpc_backend_probe_duration_seconds{{{B}}})", ref="B", instant=True, as_table=True),
             mappings=mapping(RPC_STATES),
             overrides=[("Value #A", [prop("displayName", "State")]),
-                       ("Value #B", [prop("displayName", "Probe latency"), prop("unit", "s")])]), 0, 12, 12, 8),
+                       ("Value #B", [prop("displayName", "Probe latency"), prop("unit", "s")]),
+                       ("backend", [prop("links", [data_link("Worker ${__data.fields.backend} over time", "sollol-inference", "backend", "backend")])])]), 0, 12, 12, 8),
         place(db.Panel().type("alertlist").title("Active alerts")
               .description("Alerts firing in Prometheus (via the Alertmanager data source).").unit("none")
               .options({"alertInstanceLabelFilter": "", "datasource": "${alertmanager}", "groupMode": "default",
@@ -254,22 +299,29 @@ def overview() -> db.Dashboard:
         place(series_panel("p95 latency per model", "95th percentile of successful requests per model over 5 minutes, from the "
                            "exporter's histograms (recording rule model:sollol_request_duration_seconds:quantile_rate5m).", "s",
                            query('max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{quantile="0.95"})', "{{model}}")), 16, 28, 8, 8),
+        place(series_panel("RPC workers up", "Share of the RPC workers answering their probe: per selected coordinator, of the workers "
+                           "it drives (recording rule coordinator:sollol_rpc_backend_up:ratio), and of all workers of the cluster "
+                           "(cluster:sollol_rpc_backend_up:ratio, not filtered by worker).", "percentunit",
+                           query(f"max by (coordinator) (coordinator:sollol_rpc_backend_up:ratio{{{C}}})", "{{coordinator}}"),
+                           query("max(cluster:sollol_rpc_backend_up:ratio)", "all workers", "B")), 0, 36, 24, 8),
     ]
     for panel in panels:
         dash = dash.with_panel(panel)
     return dash
 
 
-def inference() -> db.Dashboard:
-    dash = variables(base("sollol-inference", "SOLLOL inference cluster", "llama.cpp coordinators, their RPC workers, Ollama nodes and GPUs over time."),
-                     "coordinator", "backend", "node")
+def inference(cfg: Config) -> db.Dashboard:
+    dash = variables(base(cfg, "sollol-inference", "llama.cpp coordinators, their RPC workers, Ollama nodes and GPUs over time."),
+                     cfg, "coordinator", "backend", "node")
     panels = [
         place(timeline_panel("Coordinator state", "llama-server state per coordinator: OK, LOADING (model loading), STALLED (/metrics timing out), DOWN.",
                              COORDINATOR_STATE_CODE, "{{coordinator}}", COORDINATOR_STATES), 0, 0, 24, 5),
-        place(series_panel("Generated tokens per second", "Tokens generated per second, from llama-server's counters.", "suffix: tok/s",
-                           query(f"sum by (coordinator) (rate(sollol_coordinator_tokens_predicted_total{{{C}}}[$__rate_interval]))", "{{coordinator}}")), 0, 5, 8, 8),
-        place(series_panel("Prompt tokens per second", "Prompt tokens processed per second.", "suffix: tok/s",
-                           query(f"sum by (coordinator) (rate(sollol_coordinator_prompt_tokens_total{{{C}}}[$__rate_interval]))", "{{coordinator}}")), 8, 5, 8, 8),
+        place(series_panel("Generated tokens per second", "Tokens generated per second, from llama-server's counters, averaged over "
+                           "5 minutes (recording rule coordinator:sollol_coordinator_tokens_predicted:rate5m).", "suffix: tok/s",
+                           query(f"sum by (coordinator) (coordinator:sollol_coordinator_tokens_predicted:rate5m{{{C}}})", "{{coordinator}}")), 0, 5, 8, 8),
+        place(series_panel("Prompt tokens per second", "Prompt tokens processed per second, averaged over 5 minutes "
+                           "(recording rule coordinator:sollol_coordinator_prompt_tokens:rate5m).", "suffix: tok/s",
+                           query(f"sum by (coordinator) (coordinator:sollol_coordinator_prompt_tokens:rate5m{{{C}}})", "{{coordinator}}")), 8, 5, 8, 8),
         place(series_panel("Request queue", "Requests being processed and requests deferred, waiting for a slot (queue depth).", "none",
                            query(f"sum by (coordinator) (sollol_coordinator_requests_processing{{{C}}})", "{{coordinator}} processing"),
                            query(f"sum by (coordinator) (sollol_coordinator_requests_deferred{{{C}}})", "{{coordinator}} deferred", "B")), 16, 5, 8, 8),
@@ -277,9 +329,11 @@ def inference() -> db.Dashboard:
                              RPC_STATE_CODE, "{{backend}}", RPC_STATES), 0, 13, 24, 6),
         place(series_panel("RPC probe latency", "Time the exporter's probe of each worker took (connect, or handshake/gRPC where configured).", "s",
                            query(f"max by (backend) (sollol_rpc_backend_probe_duration_seconds{{{B}}})", "{{backend}}")), 0, 19, 12, 8),
-        place(series_panel("Load distribution across Ollama nodes", "Requests per second SOLLOL sends to each node, and routing selections.", "reqps",
-                           query(f"sum by (node) (rate(sollol_ollama_node_requests_total{{{N}}}[$__rate_interval]))", "{{node}} requests"),
-                           query(f"sum by (node) (rate(sollol_routing_node_selections_total{{{N}}}[$__rate_interval]))", "{{node}} selected", "B")), 12, 19, 12, 8),
+        place(series_panel("Load distribution across Ollama nodes", "Requests per second SOLLOL sends to each node, and routing "
+                           "selections, by SOLLOL's own counters, averaged over 5 minutes (recording rules "
+                           "node:sollol_ollama_node_requests:rate5m, node:sollol_routing_node_selections:rate5m).", "reqps",
+                           query(f"sum by (node) (node:sollol_ollama_node_requests:rate5m{{{N}}})", "{{node}} requests"),
+                           query(f"sum by (node) (node:sollol_routing_node_selections:rate5m{{{N}}})", "{{node}} selected", "B")), 12, 19, 12, 8),
         place(series_panel("GPU memory per node", "GPU memory used and total per node and GPU, from SOLLOL's GPU reporters.", "bytes",
                            query(f"sum by (node, gpu) (sollol_gpu_memory_used_bytes{{{N}}})", "{{node}} gpu{{gpu}} used"),
                            query(f"sum by (node, gpu) (sollol_gpu_memory_total_bytes{{{N}}})", "{{node}} gpu{{gpu}} total", "B")), 0, 27, 8, 8),
@@ -314,7 +368,7 @@ def latency(by: str) -> list[prom.Dataquery]:
                   f"{{{{{by}}}}} p{q[2:].ljust(2, '0')}", ref) for q, ref in zip(QUANTILES, "ABC")]
 
 
-def recorded_table(by: str, filter_: str, title: str, description: str):
+def recorded_table(by: str, filter_: str, title: str, description: str, links: list[dict[str, object]]):
     columns = [(f"sum by ({by}) ({by}:sollol_requests:rate5m{{{filter_}}})", "Requests/s", "reqps"),
                (f"max by ({by}) ({by}:sollol_request_errors:ratio_rate5m{{{filter_}}})", "Error ratio", "percentunit")]
     columns += [(f'max by ({by}) ({by}:sollol_request_duration_seconds:quantile_rate5m{{quantile="{q}",{filter_}}})',
@@ -322,14 +376,15 @@ def recorded_table(by: str, filter_: str, title: str, description: str):
     refs = "ABCDE"
     return table_panel(title, description, "none",
                        *(query(expr, ref=ref, instant=True, as_table=True) for (expr, _, _), ref in zip(columns, refs)),
-                       overrides=[(f"Value #{ref}", [prop("displayName", name), prop("unit", unit)])
-                                  for (_, name, unit), ref in zip(columns, refs)])
+                       overrides=[*((f"Value #{ref}", [prop("displayName", name), prop("unit", unit)])
+                                    for (_, name, unit), ref in zip(columns, refs)),
+                                  (by, [prop("links", links)])])
 
 
-def requests_dashboard() -> db.Dashboard:
-    dash = variables(base("sollol-requests", "SOLLOL requests",
+def requests_dashboard(cfg: Config) -> db.Dashboard:
+    dash = variables(base(cfg, "sollol-requests",
                           "What SOLLOL served, from its activity events: request rate, errors and latency per node, model and coordinator."),
-                     "coordinator", "node", "model", sources=EVENT_SOURCES)
+                     cfg, "coordinator", "node", "model", sources=EVENT_SOURCES)
     cr = "sollol_coordinator_requests_total{" + C + "," + M + "}"
     panels = [
         place(stat_panel("Requests per second", "Requests SOLLOL sent to the selected Ollama nodes and models, both outcomes.", "reqps",
@@ -367,9 +422,12 @@ def requests_dashboard() -> db.Dashboard:
                             "and models: where the bulk of requests lands, and the tail.", "s", "reqps",
                             query(f"sum by (le) (rate({BUCKETS}[$__rate_interval]))", "{{le}}", as_heatmap=True)), 8, 20, 16, 9),
         place(recorded_table("node", N, "Nodes over the last 5 minutes", "Per node, over all models: request rate, error ratio and "
-                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use)."), 0, 29, 12, 8),
+                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use).",
+                             [data_link("Requests to ${__data.fields.node}", "sollol-requests", "node", "node"),
+                              data_link("Load and GPUs of ${__data.fields.node}", "sollol-inference", "node", "node")]), 0, 29, 12, 8),
         place(recorded_table("model", M, "Models over the last 5 minutes", "Per model, over all nodes: request rate, error ratio and "
-                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use)."), 12, 29, 12, 8),
+                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use).",
+                             [data_link("Requests for ${__data.fields.model}", "sollol-requests", "model", "model")]), 12, 29, 12, 8),
         place(series_panel("Coordinator request latency (p95)", "95th percentile of successful coordinator requests per coordinator "
                            "and model over 5 minutes (recording rule).", "s",
                            query("max by (coordinator, model) (coordinator_model:sollol_coordinator_request_duration_seconds:quantile_rate5m"
@@ -388,14 +446,27 @@ def requests_dashboard() -> db.Dashboard:
         place(series_panel("Latency percentiles (SOLLOL's own view)", "p50/p95/p99 as SOLLOL's routers report them: over their "
                            "last 1,000 requests, since they started, not per node or model; compare with the histograms above.", "s",
                            query('max by (source, quantile) (sollol_router_latency_seconds{quantile=~".+"})', "{{source}} q{{quantile}}")), 12, 45, 12, 8),
+        place(table_panel(
+            "Coordinators over the last 5 minutes", "Per coordinator and model: request rate, p95 latency of successful requests "
+            "and completion tokens per second, from the recording rules (5 minute windows).", "none",
+            query(f"sum by (coordinator, model) (coordinator_model:sollol_coordinator_requests:rate5m{{{C},{M}}})", ref="A", instant=True, as_table=True),
+            query("max by (coordinator, model) (coordinator_model:sollol_coordinator_request_duration_seconds:quantile_rate5m"
+                  f'{{quantile="0.95",{C},{M}}})', ref="B", instant=True, as_table=True),
+            query(f"sum by (coordinator, model) (coordinator_model:sollol_coordinator_completion_tokens:rate5m{{{C},{M}}})", ref="C", instant=True, as_table=True),
+            overrides=[("Value #A", [prop("displayName", "Requests/s"), prop("unit", "reqps")]),
+                       ("Value #B", [prop("displayName", "p95"), prop("unit", "s")]),
+                       ("Value #C", [prop("displayName", "Completion tokens/s"), prop("unit", "suffix: tok/s")]),
+                       ("coordinator", [prop("links", [data_link("Coordinator ${__data.fields.coordinator} and its workers",
+                                                                 "sollol-inference", "coordinator", "coordinator")])])]), 0, 53, 24, 8),
     ]
     for panel in panels:
         dash = dash.with_panel(panel)
     return dash.annotation(lifecycle_annotation())
 
 
-def exporter_health() -> db.Dashboard:
-    dash = variables(base("sollol-exporter", "SOLLOL exporter health", "Is the exporter itself reading every source, and within its scrape budget?"))
+def exporter_health(cfg: Config) -> db.Dashboard:
+    dash = variables(base(cfg, "sollol-exporter", "Is the exporter itself reading every source, and within its scrape budget?"), cfg)
+    i = cfg.instance_label
     panels = [
         place(timeline_panel("Collector success", "Per collector: OK when it read its source without error in a scrape.",
                              "max by (collector) (sollol_exporter_collector_success)", "{{collector}}",
@@ -403,14 +474,14 @@ def exporter_health() -> db.Dashboard:
         place(series_panel("Collector duration", "Time each collector took per scrape.", "s",
                            query("max by (collector) (sollol_exporter_collector_duration_seconds)", "{{collector}}")), 0, 7, 12, 8),
         place(series_panel("Scrape budget used", "Slowest collector as a share of the scrape's time budget.", "percentunit",
-                           query("max by (instance) (sollol_exporter_collector_duration_seconds) / on (instance) max by (instance) (sollol_exporter_scrape_timeout_seconds)", "{{instance}}")), 12, 7, 12, 8),
+                           query(f"max by ({i}) (sollol_exporter_collector_duration_seconds) / on ({i}) max by ({i}) (sollol_exporter_scrape_timeout_seconds)", f"{{{{{i}}}}}")), 12, 7, 12, 8),
         place(series_panel("Malformed entries", "Entries skipped per scrape because they were malformed.", "none",
                            query("sum by (collector) (sollol_exporter_invalid_entries)", "{{collector}}")), 0, 15, 12, 7),
         place(series_panel("Exporter memory", "Resident memory of the exporter process.", "bytes",
-                           query('max by (instance) (process_resident_memory_bytes{job="sollol"})', "{{instance}}")), 12, 15, 12, 7),
+                           query(f"max by ({i}) (process_resident_memory_bytes)", f"{{{{{i}}}}}")), 12, 15, 12, 7),
         place(timeline_panel("Event subscriber", "SUBSCRIBED while the exporter holds its subscription to SOLLOL's activity "
                              "channels; events published while it is not are never counted.",
-                             "max by (instance) (sollol_events_subscribed)", "{{instance}}",
+                             f"max by ({i}) (sollol_events_subscribed)", f"{{{{{i}}}}}",
                              {"1": ("SUBSCRIBED", "green"), "0": ("NOT SUBSCRIBED", "red")}), 0, 22, 24, 5),
         place(series_panel("Events received per second", "Messages per second on each of SOLLOL's channels (ollama, rpc, traces).", "ops",
                            query("sum by (channel) (rate(sollol_events_received_total[$__rate_interval]))", "{{channel}}")), 0, 27, 12, 8),
@@ -429,29 +500,107 @@ def exporter_health() -> db.Dashboard:
     return dash
 
 
+# Metric names the dashboards query: the exporter's (sollol_*), the process and `up` series of its scrape job, and the
+# recording rules (level:sollol_metric:operations), which carry the cluster label but not the job's.
+_RECORDED = re.compile(r"[a-z_]+:sollol_\w+:\w+")
+_RAW = re.compile(r"sollol_\w+|process_\w+|up")
+_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`|\$\{?\w+(?::\w+)?\}?|\[[^\]]*\]|\d[\w.]*|[A-Za-z_:][\w:]*|.', re.S)
+
+
+def scope(expr: str, cfg: Config) -> str:
+    """`expr` with the job selector and `<cluster label>=~"$cluster"` as the first matchers of every selector of one of
+    our series, and the cluster matcher alone on recording-rule series. Strings, durations and Grafana variables are
+    copied as they are; a selector with no metric name (`{__name__=~"..."}`) is one of the exporter's series."""
+    raw, recorded = cfg.sel(f'{cfg.cluster_label}=~"$cluster"'), f'{cfg.cluster_label}=~"$cluster"'
+    out: list[str] = []
+    tokens = [m.group() for m in _TOKEN.finditer(expr)]
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        matchers = recorded if _RECORDED.fullmatch(token) else raw if _RAW.fullmatch(token) else None
+        if matchers is not None:
+            out.append(token)
+            if i + 1 < len(tokens) and tokens[i + 1] == "{":
+                i += 1
+                token = "{"
+            else:
+                out.append("{" + matchers + "}")
+                i += 1
+                continue
+        if token == "{":
+            matchers = matchers or raw
+            closing = i + 1 < len(tokens) and tokens[i + 1] == "}"
+            out.append("{" + matchers + ("" if closing else ","))
+        else:
+            out.append(token)
+        i += 1
+    return "".join(out)
+
+
+def _scope_dashboard(model: dict, cfg: Config) -> dict:
+    for panel in model.get("panels", []):
+        for inner in [panel, *panel.get("panels", [])]:
+            for target in inner.get("targets", []):
+                if "expr" in target:
+                    target["expr"] = scope(target["expr"], cfg)
+    for annotation in model.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            annotation["expr"] = scope(annotation["expr"], cfg)
+    for variable in model.get("templating", {}).get("list", []):
+        if variable.get("type") == "query" and variable["name"] != "cluster":
+            variable["query"] = scope(variable["query"], cfg)
+    return model
+
+
 DASHBOARDS = {"sollol-overview.json": overview, "sollol-inference.json": inference, "sollol-requests.json": requests_dashboard,
               "sollol-exporter.json": exporter_health}
 
 
-def render(builder: db.Dashboard) -> str:
-    model = builder.build()
-    for index, panel in enumerate(model.panels or [], start=1):
-        panel.id_val = index
-    return JSONEncoder(sort_keys=True, indent=2).encode(model) + "\n"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs from the code")
-    args = parser.parse_args()
-    drift = []
+def build(config: Config | None = None) -> dict[str, dict]:
+    """Every dashboard, file name -> dashboard JSON, for `config` (default: the shipped stack's)."""
+    cfg = config or Config()
+    built = {}
     for name, make in DASHBOARDS.items():
-        text = render(make())
-        path = OUT / name
+        model = make(cfg).build()
+        for index, panel in enumerate(model.panels or [], start=1):
+            panel.id_val = index
+        built[name] = _scope_dashboard(json.loads(JSONEncoder().encode(model)), cfg)
+    return built
+
+
+def render(config: Config | None = None) -> dict[str, str]:
+    """Every dashboard as the text of its file."""
+    return {name: json.dumps(model, sort_keys=True, indent=2) + "\n" for name, model in build(config).items()}
+
+
+SETTABLE = ("job_selector", "cluster_label", "instance_label", "dashboard_refresh", "dashboard_tags")
+
+
+def config_from(settings: list[str]) -> Config:
+    changes: dict[str, object] = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key not in SETTABLE:
+            raise SystemExit(f"--set takes KEY=VALUE with KEY one of {', '.join(SETTABLE)}")
+        changes[key] = tuple(t for t in value.split(",") if t) if key == "dashboard_tags" else value
+    return Config().replace(**changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file in the output directory differs from the code")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a mixin setting, one of {', '.join(SETTABLE)} (dashboard_tags: comma-separated)")
+    parser.add_argument("--out", type=Path, default=OUT, help="directory to write to (default grafana/dashboards)")
+    args = parser.parse_args(argv)
+    drift = []
+    for name, text in render(config_from(args.set)).items():
+        path = args.out / name
         if args.check:
             if not path.exists() or path.read_text() != text:
                 drift.append(name)
         else:
+            args.out.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     if drift:
         print("out of date, run grafana/generate.py: " + ", ".join(drift), file=sys.stderr)

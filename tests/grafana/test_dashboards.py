@@ -3,6 +3,7 @@ variable, every panel with a unit and a description, rates over $__rate_interval
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from mixin.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -147,3 +151,158 @@ def test_requests_dashboard_filters_by_coordinator_node_and_model():
                 assert '$node"' in expr, (panel["title"], expr)
             if re.search(r"^\w+ by \(model\) \(model:", expr):
                 assert '$model"' in expr, (panel["title"], expr)
+
+
+# --- the mixin: job and cluster scoping, the cluster variable, links, recording rules ---------------------------
+
+def generator():
+    spec = importlib.util.spec_from_file_location("grafana_generate", ROOT / "grafana" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SENTINEL = Config(job_selector='job="SENTINEL_JOB"', cluster_label="sentinel_cluster", instance_label="sentinel_instance")
+RAW_MATCHERS = 'job="SENTINEL_JOB",sentinel_cluster=~"$cluster"'
+RECORDED_MATCHERS = 'sentinel_cluster=~"$cluster"'
+
+
+def queries(dashboard):
+    """(where, PromQL) of every panel target, annotation and query variable."""
+    found = [(panel["title"], target["expr"]) for panel in panels(dashboard) for target in panel.get("targets", [])]
+    found += [(a["name"], a["expr"]) for a in annotations(dashboard)]
+    found += [("$" + v["name"], v["query"]) for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return found
+
+
+METRIC = re.compile(r"(?<![\w:])(\w+:sollol_\w+:\w+|sollol_\w+|process_\w+|up)(?![\w:(])")
+
+
+def unscoped(expr: str) -> list[str]:
+    """What in `expr` (rendered with the sentinel config) lacks the sentinel matchers, or names a default label."""
+    problems = []
+    marked = expr.replace(RAW_MATCHERS, "@RAW@").replace(RECORDED_MATCHERS, "@REC@")
+    bare = re.sub(r'"(?:\\.|[^"\\])*"', '""', marked)  # the names inside strings are regex values, not metrics
+    for found in METRIC.finditer(bare):
+        if not bare[found.end():].startswith("{@REC@" if ":" in found.group(1) else "{@RAW@"):
+            problems.append(found.group(1))
+    problems += [f"{{ at {brace.start()}" for brace in re.finditer(r"\{", bare) if not bare[brace.end():].startswith(("@RAW@", "@REC@"))]
+    problems += re.findall(r"\b(?:cluster|instance)\b", re.sub(r"\$cluster\b|\bcluster:sollol_", "", bare))
+    problems += ['job="sollol"'] if 'job="sollol"' in expr else []
+    return problems
+
+
+def test_the_scoping_check_catches_what_it_should():
+    assert unscoped('sum by (node) (rate(sollol_requests_total{node=~"$node"}[5m])) / sum(node:sollol_requests:rate5m)') == [
+        "sollol_requests_total", "node:sollol_requests:rate5m", "{ at 41"]
+    assert unscoped('max by (instance) (up{job="sollol"})') == ["up", "{ at 21", "instance", 'job="sollol"']
+    assert unscoped('sum(sollol_a{' + RAW_MATCHERS + '}) / sum(x:sollol_b:rate5m{' + RECORDED_MATCHERS + ',node="a"})') == []
+
+
+def test_every_selector_gets_the_job_and_cluster_matchers():
+    """Rendered with sentinel names: every metric of ours in every query, and every bare {…} selector, starts with the
+    job selector and the cluster matcher, recording rules (which drop the job label) with the cluster matcher alone;
+    no default name is left behind."""
+    checked = 0
+    for name, dashboard in generator().build(SENTINEL).items():
+        for where, expr in queries(dashboard):
+            if where == "$cluster":
+                assert expr == "label_values(sollol_exporter_build_info{" + SENTINEL.job_selector + "}, sentinel_cluster)"
+                continue
+            assert not unscoped(expr), (name, where, unscoped(expr), expr)
+            checked += len(METRIC.findall(expr))
+    assert checked > 100
+
+
+def test_the_default_config_writes_the_committed_files(tmp_path):
+    module = generator()
+    assert module.build() == module.build(Config())
+    for name, model in module.build().items():
+        assert load(ROOT / "grafana" / "dashboards" / name) == model
+
+
+def test_the_cli_writes_a_set_for_another_setup(tmp_path):
+    command = [sys.executable, str(ROOT / "grafana" / "generate.py"), "--set", 'job_selector=job="monitoring/sollol"',
+               "--set", "cluster_label=k8s_cluster", "--set", "dashboard_tags=sollol,mixin", "--out", str(tmp_path)]
+    subprocess.run(command, check=True)
+    written = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert written == [p.name for p in DASHBOARDS]
+    overview = load(tmp_path / "sollol-overview.json")
+    assert overview["tags"] == ["sollol", "mixin"]
+    assert 'sollol_redis_up{job="monitoring/sollol",k8s_cluster=~"$cluster"}' in json.dumps(overview["panels"]).replace('\\"', '"')
+    assert subprocess.run([*command, "--check"]).returncode == 0
+    assert subprocess.run([sys.executable, str(ROOT / "grafana" / "generate.py"), "--check", "--out", str(tmp_path)],
+                          capture_output=True).returncode == 1
+    bad = subprocess.run([sys.executable, str(ROOT / "grafana" / "generate.py"), "--set", "nonsense=1", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+
+
+@pytest.mark.parametrize("config", [Config(), SENTINEL], ids=["default", "renamed"])
+def test_every_dashboard_has_the_cluster_variable(config):
+    for name, dashboard in generator().build(config).items():
+        names = [v["name"] for v in dashboard["templating"]["list"]]
+        variable = dashboard["templating"]["list"][names.index("cluster")]
+        assert variable["type"] == "query" and not variable["multi"] and not variable["includeAll"], name
+        assert variable["query"] == f"label_values(sollol_exporter_build_info{{{config.job_selector}}}, {config.cluster_label})", name
+        # the filters after it, so that their values are the cluster's
+        assert names.index("cluster") < min((names.index(n) for n in ("coordinator", "backend", "node", "model") if n in names), default=99)
+
+
+def test_dashboards_link_to_each_other_keeping_time_and_variables():
+    uids = {load(path)["uid"] for path in DASHBOARDS}
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        links = dashboard["links"]
+        assert {link["url"] for link in links} == {f"/d/{uid}" for uid in uids - {dashboard["uid"]}}, path.name
+        for link in links:
+            assert link["type"] == "link" and link["includeVars"] and link["keepTime"], (path.name, link)
+    overview = load(ROOT / "grafana" / "dashboards" / "sollol-overview.json")
+    assert [link["url"] for link in overview["links"]] == ["/d/sollol-inference", "/d/sollol-requests", "/d/sollol-exporter"]
+
+
+def data_links():
+    """(dashboard, panel, field, link) of every data link."""
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for panel in panels(dashboard):
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                for prop in override["properties"]:
+                    if prop["id"] == "links":
+                        for link in prop["value"]:
+                            yield path.stem, panel["title"], override["matcher"]["options"], link
+
+
+def test_rows_link_to_the_dashboard_filtered_on_them():
+    by_uid = {load(path)["uid"]: load(path) for path in DASHBOARDS}
+    found = set()
+    for dashboard, title, field, link in data_links():
+        target, _, query = link["url"].partition("?")
+        target = by_uid[target.removeprefix("/d/")]
+        params = query.split("&")
+        variable, value = params[0].split("=")
+        assert value == f"${{__data.fields.{field}}}", link
+        assert variable.removeprefix("var-") in {v["name"] for v in target["templating"]["list"]}, link
+        assert {"${datasource:queryparam}", "${cluster:queryparam}", "${__url_time_range}"} <= set(params), link
+        found.add((dashboard, title, field, target["uid"]))
+    assert {("sollol-overview", "RPC backends", "backend", "sollol-inference"),
+            ("sollol-overview", "Ollama hosts", "node", "sollol-requests"),
+            ("sollol-overview", "Ollama hosts", "node", "sollol-inference"),
+            ("sollol-requests", "Nodes over the last 5 minutes", "node", "sollol-requests"),
+            ("sollol-requests", "Nodes over the last 5 minutes", "node", "sollol-inference")} <= found
+
+
+def test_every_recording_rule_is_used_by_a_panel_or_an_alert():
+    rules = ROOT / "prometheus" / "rules"
+    recorded = {rule["record"] for group in yaml.safe_load((rules / "sollol-recording.yml").read_text())["groups"] for rule in group["rules"]}
+    alert_exprs = [rule["expr"] for group in yaml.safe_load((rules / "sollol-alerts.yml").read_text())["groups"]
+                   for rule in group["rules"] if "alert" in rule]
+    panel_exprs = [expr for path in DASHBOARDS for _, expr in queries(load(path))]
+    unused = [name for name in sorted(recorded)
+              if not any(re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) for expr in panel_exprs + alert_exprs)]
+    assert not unused, f"recording rules no panel and no alert uses: {unused}"
+    # the six that were once used by nothing are now on a panel
+    for name in ("coordinator:sollol_coordinator_tokens_predicted:rate5m", "coordinator:sollol_coordinator_prompt_tokens:rate5m",
+                 "coordinator:sollol_rpc_backend_up:ratio", "cluster:sollol_rpc_backend_up:ratio",
+                 "node:sollol_ollama_node_requests:rate5m", "node:sollol_routing_node_selections:rate5m"):
+        assert any(name in expr for expr in panel_exprs), name
