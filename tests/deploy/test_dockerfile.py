@@ -45,3 +45,36 @@ def test_multi_stage_pinned_non_root_with_healthcheck():
     assert ("ENTRYPOINT", '["sollol-exporter"]') in final
     assert any(op == "COPY" and "--from=build" in args and "/wheels" in args for op, args in final)
     assert any(op == "RUN" and "pip wheel" in args for op, args in steps)
+
+
+def build_stage_copies() -> set[str]:
+    """What the build stage copies from the context into the directory `pip wheel` builds."""
+    steps = instructions()
+    second = [i for i, (op, _) in enumerate(steps) if op == "FROM"][1]
+    copied = set()
+    for op, args in steps[:second]:
+        if op == "COPY" and "--from=" not in args:
+            sources = [a for a in args.split() if not a.startswith("--")][:-1]
+            copied.update(s.rstrip("/") for s in sources)
+    return copied
+
+
+def test_the_build_stage_copies_every_file_the_wheel_is_built_from():
+    """pip wheel in the image sees only what COPY brought: the readme (the long description) and the license files
+    (PEP 639 license-files, shipped in the wheel) must be among them, or the image's wheel silently lacks them."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {"pyproject.toml", project["readme"], *project.get("license-files", []), "exporter/sollol_exporter"}
+    missing = needed - build_stage_copies()
+    assert not missing, f"exporter/Dockerfile's build stage does not COPY {sorted(missing)}"
+
+
+def test_the_image_python_is_a_supported_one():
+    import tomllib
+
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    for op, args in instructions():
+        if op == "FROM":
+            version = ".".join(args.split()[0].partition(":")[2].split("-")[0].split(".")[:2])
+            assert f"Programming Language :: Python :: {version}" in classifiers, args
