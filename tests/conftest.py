@@ -66,3 +66,21 @@ def start_exporter(tmp_path):
     yield start
     for exporter in started:
         exporter.stop()
+
+
+@pytest.fixture
+def scraper_for(tmp_path):
+    """Builds in-process scrapers from config dicts; closes them afterwards."""
+    from sollol_exporter.scrape import Scraper
+    from tests.support.collect import make_config
+
+    made = []
+
+    def build(data):
+        scraper = Scraper(make_config(tmp_path, data))
+        made.append(scraper)
+        return scraper
+
+    yield build
+    for scraper in made:
+        scraper.close()

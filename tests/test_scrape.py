@@ -6,26 +6,11 @@ import time
 
 import pytest
 
-from sollol_exporter.scrape import Scraper
 from tests.fixtures.sollol import GPU, RPC_NODE, VARIANT_A, VARIANT_B, VARIANT_C, VARIANT_D, fresh, routing_event
-from tests.support.collect import base_config, collect, make_config
+from tests.support.collect import base_config, collect
 from tests.support.exporter import one_hot, series, value
 from tests.support.net import close_listener, free_port, full_listener
 from tests.support.replay import ReplayServer, Route, ollama_routes
-
-
-@pytest.fixture
-def scraper_for(tmp_path):
-    made = []
-
-    def build(data):
-        scraper = Scraper(make_config(tmp_path, data))
-        made.append(scraper)
-        return scraper
-
-    yield build
-    for scraper in made:
-        scraper.close()
 
 
 def test_metadata_variants_are_told_apart_and_exported(redis_db, scraper_for):

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from sollol_exporter.scrape import Scraper
-from tests.fixtures.sollol import GPU, RPC_NODE, VARIANT_A, VARIANT_B, VARIANT_D, fresh, routing_event
-from tests.support.collect import base_config, collect, make_config
+from tests.fixtures.sollol import GPU, RPC_NODE, VARIANT_B, VARIANT_D, fresh, routing_event
+from tests.support.collect import base_config, collect
 from tests.support.exporter import one_hot, parse, series, value
 from tests.support.hostile import TrickleRoute, TrickleServer
 from tests.support.replay import ReplayServer, Route, ollama_routes
@@ -25,20 +24,6 @@ LLAMA_METRICS = b"""# HELP llamacpp:tokens_predicted_total Number of generation 
 # TYPE llamacpp:tokens_predicted_total counter
 llamacpp:tokens_predicted_total 42
 """
-
-
-@pytest.fixture
-def scraper_for(tmp_path):
-    made = []
-
-    def build(data):
-        scraper = Scraper(make_config(tmp_path, data))
-        made.append(scraper)
-        return scraper
-
-    yield build
-    for scraper in made:
-        scraper.close()
 
 
 @pytest.fixture
