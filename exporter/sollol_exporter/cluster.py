@@ -31,6 +31,46 @@ class RoutingView:
     folded_total: float
 
 
+@dataclass(frozen=True)
+class RoutingEvent:
+    event_type: str
+    node: str | None  # OLLAMA_NODE_SELECTED only
+    timestamp: float | None
+
+
+# A routing event's timestamp further ahead than this is not believed (it would pin the "last event" gauge).
+MAX_CLOCK_SKEW = 300.0
+
+
+def parse_routing_event(raw: bytes | None) -> RoutingEvent | None:
+    """One stream entry's event, or None if it is not a routing event. Pure: runs outside the cluster lock."""
+    if raw is None or len(raw) > MAX_EVENT_BYTES:
+        return None
+    try:
+        event = decode_json(raw, "routing event")
+    except BadValue:
+        return None
+    if not isinstance(event, dict) or not text(event.get("event_type")):
+        return None
+    node = None
+    if event["event_type"] == "OLLAMA_NODE_SELECTED":
+        try:
+            node = str(parse_address(event.get("node_url"), 11434))
+        except ValueError:
+            pass
+    moment = None
+    stamp = text(event.get("timestamp"))
+    if stamp and len(stamp) < 64:
+        try:
+            parsed = datetime.fromisoformat(stamp)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)  # SOLLOL writes naive UTC
+            moment = parsed.timestamp()
+        except (ValueError, OverflowError):
+            pass
+    return RoutingEvent(sanitize(event["event_type"], 64), node, moment)
+
+
 @dataclass
 class RoutingCounts:
     """Routing decisions read from `sollol:routing_stream`, counted once each, and where reading stopped."""
@@ -48,37 +88,16 @@ class RoutingCounts:
             self.folded_total += 1
         table[key] = table.get(key, 0.0) + 1.0
 
-    def add(self, raw: bytes | None) -> bool:
-        """Count one stream entry; False (and counted as invalid) if it is not a routing event."""
-        if not self._add(raw):
+    def add(self, event: RoutingEvent | None, now: float) -> bool:
+        """Count one parsed stream entry; False (and counted as invalid) if it was not a routing event."""
+        if event is None:
             self.invalid_total += 1
             return False
-        return True
-
-    def _add(self, raw: bytes | None) -> bool:
-        if raw is None or len(raw) > MAX_EVENT_BYTES:
-            return False
-        try:
-            event = decode_json(raw, "routing event")
-        except BadValue:
-            return False
-        if not isinstance(event, dict) or not text(event.get("event_type")):
-            return False
-        self._count(self.events, sanitize(event["event_type"], 64))
-        if event["event_type"] == "OLLAMA_NODE_SELECTED":
-            try:
-                self._count(self.selections, str(parse_address(event.get("node_url"), 11434)))
-            except ValueError:
-                pass
-        stamp = text(event.get("timestamp"))
-        if stamp and len(stamp) < 64:
-            try:
-                moment = datetime.fromisoformat(stamp)
-                if moment.tzinfo is None:
-                    moment = moment.replace(tzinfo=timezone.utc)  # SOLLOL writes naive UTC
-                self.last_event = max(self.last_event or 0.0, moment.timestamp())
-            except (ValueError, OverflowError):
-                pass
+        self._count(self.events, event.event_type)
+        if event.node is not None:
+            self._count(self.selections, event.node)
+        if event.timestamp is not None and event.timestamp <= now + MAX_CLOCK_SKEW:
+            self.last_event = max(self.last_event or 0.0, event.timestamp)
         return True
 
     def view(self) -> RoutingView:
@@ -109,11 +128,12 @@ class ClusterState:
             if settings == self._subscription and (settings is None or self._subscriber is not None):
                 return
             old, self._subscriber, self._subscription = self._subscriber, None, settings
-            if old is not None:
-                old.stop()
             if settings is not None:
-                self._subscriber = start()
-
+                self._subscriber = start()  # takes the next generation: from now on only its messages count
+            elif old is not None:
+                self.events.new_generation()
+        if old is not None:
+            old.stop()  # outside the lock: snapshots must not wait for it
     def close(self) -> None:
         self.subscribe(None, None)
 

@@ -141,6 +141,7 @@ class EventsConfig:
     channels: EventChannelsConfig = field(default_factory=EventChannelsConfig)
     max_nodes: int = 100
     max_models: int = 100
+    max_label_sets: int = 1000
 
 
 @dataclass
@@ -546,9 +547,9 @@ def _check(config: Config, source: _Source) -> None:
             _fail(source, ("events", "channels", kind), "must be a channel name of 1 to 200 characters")
     if len({channels.ollama, channels.rpc, channels.traces}) < 3:
         _fail(source, ("events", "channels"), "the three channels must differ")
-    for key in ("max_nodes", "max_models"):
-        if not 1 <= getattr(config.events, key) <= 10_000:
-            _fail(source, ("events", key), "must be between 1 and 10000")
+    for key in ("max_nodes", "max_models", "max_label_sets"):
+        if not 1 <= getattr(config.events, key) <= 100_000:
+            _fail(source, ("events", key), "must be between 1 and 100000")
 
 
 _PERCENT_ENCODE = "a user name or password holding '/', '?' or '#' must percent-encode them (%2F, %3F, %23)"

@@ -16,7 +16,9 @@ def sanitize(value: object, max_length: int = MAX_LABEL_LENGTH) -> str:
     """A label value: text, without control characters, at most max_length characters."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = _CONTROL.sub("", str(value)).strip()
+    # Lone surrogates (JSON "\ud800") cannot be written as UTF-8: one would make every later scrape fail.
+    text = str(value).encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub("", text).strip()
     if len(text) > max_length:
         text = text[: max_length - 3] + "..."
     return text

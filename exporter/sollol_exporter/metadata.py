@@ -162,6 +162,14 @@ def reduce(doc: dict, variant: str) -> Reading:
     return reading
 
 
+def parse(raw: bytes) -> dict:
+    """The key's value as a JSON object; BadValue for anything else. Pure: callers parse outside their locks."""
+    doc = decode_json(raw, "sollol:router:metadata")
+    if not isinstance(doc, dict):
+        raise BadValue(f"sollol:router:metadata: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
 class MetadataStore:
     """Keeps the last good reading of every variant for `retention` seconds."""
 
@@ -171,16 +179,15 @@ class MetadataStore:
         self.readings: dict[str, Reading] = {}
         self._first_seen: tuple[str, float] | None = None
 
-    def update(self, raw: bytes | None, ttl: int | None, now: float | None = None) -> Current:
-        """Record one read of the key. Raises BadValue for content that is not a SOLLOL metadata object."""
+    def update(self, raw: bytes | None, ttl: int | None, now: float | None = None, doc: dict | None = None) -> Current:
+        """Record one read of the key (`doc`: the value already parsed by `parse`). Raises BadValue for content
+        that is not a SOLLOL metadata object."""
         now = time.time() if now is None else now
         self._expire(now)
         if raw is None:
             self._first_seen = None
             return Current(present=False, ttl=ttl)
-        doc = decode_json(raw, "sollol:router:metadata")
-        if not isinstance(doc, dict):
-            raise BadValue(f"sollol:router:metadata: expected a JSON object, got {type(doc).__name__}")
+        doc = parse(raw) if doc is None else doc
         variant = classify(doc, ttl)
         reading = reduce(doc, variant)
         reading.seen_at = now

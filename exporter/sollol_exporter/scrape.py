@@ -23,7 +23,7 @@ from typing import Any, Callable
 from prometheus_client.core import Metric
 
 from sollol_exporter import metadata as metadata_model
-from sollol_exporter.cluster import ClusterState
+from sollol_exporter.cluster import ClusterState, parse_routing_event
 from sollol_exporter.collectors import build_collectors
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.events import OLLAMA, RPC, TRACES
@@ -36,16 +36,17 @@ from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot
 from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
-from sollol_exporter.sources.dashboard import DashboardClient
+from sollol_exporter.sources.dashboard import MAX_APPLICATIONS, DashboardClient
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import OllamaClient
 from sollol_exporter.sources.ollama import Reading as OllamaReading
-from sollol_exporter.sources.redis_reader import RedisReader
+from sollol_exporter.sources.redis_reader import RedisReader, stream_id
 from sollol_exporter.values import BadValue
 from sollol_exporter.workers import UP_STATES, Worker, classify, workers
 
 log = logging.getLogger(__name__)
 REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
+MAX_KNOWN_APPLICATIONS = 2 * MAX_APPLICATIONS  # present and vanished ones kept for forget_after
 
 
 class FailureLog:
@@ -131,7 +132,7 @@ class Scraper:
 
     def _subscribe(self) -> None:
         events, redis_config = self.config.events, self.config.redis
-        self.cluster.events.configure(events.max_nodes, events.max_models)
+        self.cluster.events.configure(events.max_nodes, events.max_models, events.max_label_sets)
         if not events.enabled:
             self.cluster.subscribe(None, None)
             return
@@ -167,31 +168,47 @@ class Scraper:
     def read_redis(self, deadline: float) -> RedisResult:
         started = time.monotonic()
         cluster = self.cluster
-        raw = self.redis.read(deadline, cluster.routing.cursor)
+        with cluster.lock:
+            cursor = cluster.routing.cursor
+        raw = self.redis.read(deadline, cursor)
         duration = time.monotonic() - started
         if not raw.up:
             return RedisResult(False, raw.error, duration)
         now = time.time()
+        # Parse outside the lock: a scrape that freezes a snapshot waits for it.
+        doc, metadata_error = self._parse_metadata(raw)
+        events = [(entry_id, parse_routing_event(event)) for entry_id, event in raw.routing_events]
         routing_invalid = 0
         with cluster.lock:
-            current = self._record_metadata(raw, now)
+            current = self._record_metadata(raw, doc, metadata_error, now)
             cluster.registry_keys = list(raw.rpc_nodes)
-            for event in raw.routing_events:
-                routing_invalid += 0 if cluster.routing.add(event) else 1
-            if raw.routing_cursor is not None:
-                cluster.routing.cursor = raw.routing_cursor
+            routing = cluster.routing
+            # Count each entry once, even if a replaced scraper's read of the same entries is still running.
+            last = stream_id(routing.cursor) if routing.cursor is not None and not raw.routing_reset else (-1, -1)
+            for entry_id, event in events:
+                if stream_id(entry_id) > last:
+                    routing_invalid += 0 if routing.add(event, now) else 1
+            if raw.routing_cursor is not None and (raw.routing_reset or routing.cursor is None
+                                                   or stream_id(raw.routing_cursor) > stream_id(routing.cursor)):
+                routing.cursor = raw.routing_cursor
         return RedisResult(
             True, "", duration, current, redis_values.gpu_reports(raw.gpu), redis_values.registrations(raw.rpc_nodes),
             routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped),
         )
 
-    def _record_metadata(self, raw, now: float) -> metadata_model.Current:
-        if raw.metadata is not None and raw.metadata.error:
-            return metadata_model.Current(True, raw.metadata_ttl, "invalid", error=raw.metadata.error)
+    @staticmethod
+    def _parse_metadata(raw) -> tuple[dict | None, str]:
+        if raw.metadata is None or raw.metadata.raw is None:
+            return None, raw.metadata.error if raw.metadata is not None else ""
         try:
-            return self.cluster.metadata.update(raw.metadata.raw if raw.metadata else None, raw.metadata_ttl, now)
+            return metadata_model.parse(raw.metadata.raw), ""
         except BadValue as err:
-            return metadata_model.Current(True, raw.metadata_ttl, "invalid", error=str(err))
+            return None, str(err)
+
+    def _record_metadata(self, raw, doc: dict | None, error: str, now: float) -> metadata_model.Current:
+        if error:
+            return metadata_model.Current(True, raw.metadata_ttl, "invalid", error=error)
+        return self.cluster.metadata.update(raw.metadata.raw if raw.metadata else None, raw.metadata_ttl, now, doc=doc)
 
     def read_dashboard(self, deadline: float) -> DashboardReading:
         reading = self.dashboard.read(deadline)
@@ -211,6 +228,12 @@ class Scraper:
             for key, seen in list(known.items()):
                 if key not in present and now - seen > forget_after:
                     del known[key]
+            # A registry that churns names must not grow the vanished list without bound: the oldest go first.
+            excess = len(known) - MAX_KNOWN_APPLICATIONS
+            if excess > 0:
+                for key in sorted((k for k in known if k not in present), key=known.get)[:excess]:
+                    del known[key]
+                    reading.dropped_entries += 1
             reading.vanished = sorted(key for key in known if key not in present)
         return reading
 

@@ -10,7 +10,9 @@ from typing import Any
 
 MAX_JSON_BYTES = 4 * 1_048_576
 MAX_JSON_DEPTH = 64
-_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A string token runs to its closing quote or, unterminated, to the end of the input (possessive, DOTALL): every
+# byte is looked at once, so a hostile value of escaped quotes cannot make the scan quadratic.
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 class BadValue(ValueError):

@@ -108,3 +108,64 @@ def test_label_values_past_the_cap_are_folded_and_counted():
     assert len(view.requests) <= 4 * 6
     assert view.folded["model"] == 10_000 - 5
     assert sum(view.requests.values()) == 10_000
+
+
+def test_label_sets_are_capped_per_family_not_only_per_label():
+    counts = EventCounts(max_nodes=100, max_models=100, max_label_sets=50)
+    for node in range(20):
+        for model in range(20):
+            counts.handle(OLLAMA, ollama("ollama_response", node=f"10.0.0.{node}:11434", model=f"m{model}", latency_ms=1.0, operation="chat"))
+    view = counts.view()
+    assert len(view.requests) == 51 and len(view.durations) == 51  # 50 label sets and the folded one
+    assert view.requests[("other", "other", "chat", "success")] == 400 - 50
+    assert view.folded["label_set"] > 0
+    assert sum(view.requests.values()) == 400
+
+
+@pytest.mark.parametrize("details", [{"latency_ms": 1e308}, {"latency_ms": 2e7}])
+def test_implausible_latencies_are_invalid_not_infinite(details):
+    counts = EventCounts()
+    counts.handle(OLLAMA, ollama("ollama_response", model="m", operation="chat", **details))
+    assert counts.view().invalid == {OLLAMA: 1} and counts.view().durations == {}
+
+
+def test_implausible_token_counts_are_invalid():
+    counts = EventCounts()
+    for tokens in (1e308, 1e308, -5):
+        counts.handle(RPC, json.dumps({"event_type": "rpc_response", "backend": "10.0.0.40:18080",
+                                       "details": {"model": "m", "latency_ms": 10.0, "completion_tokens": tokens}}))
+    assert counts.view().coordinator_tokens == {} and counts.view().invalid == {RPC: 3}
+
+
+def test_a_replaced_subscriber_counts_nothing_and_cannot_unset_subscribed():
+    counts = EventCounts()
+    old = counts.new_generation()
+    new = counts.new_generation()
+    counts.set_subscribed(True, new)
+    assert counts.handle(OLLAMA, ollama("ollama_response", model="m", latency_ms=1.0), generation=old) is False
+    counts.set_subscribed(False, old)
+    view = counts.view()
+    assert view.subscribed is True and view.requests == {} and view.received == {}
+    assert counts.handle(OLLAMA, ollama("ollama_response", model="m", latency_ms=1.0), generation=new) is True
+
+
+def test_stopping_the_old_subscriber_does_not_hold_the_cluster_lock():
+    import threading
+    import time
+
+    from sollol_exporter.cluster import ClusterState
+
+    class SlowToStop:
+        def stop(self):
+            time.sleep(1.0)
+
+    cluster = ClusterState(3600, 60)
+    cluster.subscribe(("a",), SlowToStop)
+    worker = threading.Thread(target=cluster.subscribe, args=(("b",), SlowToStop))
+    worker.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    with cluster.lock:  # what a scrape's snapshot takes
+        waited = time.monotonic() - started
+    worker.join()
+    assert waited < 0.5

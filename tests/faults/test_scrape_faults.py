@@ -201,3 +201,126 @@ def test_sighup_keeps_workers_counters_and_cursor(start_exporter, redis_db):
     # neither reset to zero nor re-read from the start of the stream
     assert value(after, "sollol_routing_events_total", event_type="OLLAMA_NODE_SELECTED") == 2
     assert value(after, "sollol_router_requests_total", source="synaptic_llamas") == 40
+
+
+# Found by a hostile review after the first round.
+
+def test_escaped_quotes_cannot_make_parsing_quadratic(start_exporter, redis_db):
+    redis_db.client.set("sollol:router:metadata", b'"' + b'\\"' * 48_000)
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False}))
+    for _ in range(2):
+        started = time.monotonic()
+        samples = parse(exporter.scrape_text(timeout=2).text)
+        assert time.monotonic() - started < 3.0
+        assert value(samples, "sollol_exporter_invalid_entries", collector="metadata") == 1
+
+
+def test_a_lone_surrogate_in_an_event_or_stream_entry_costs_nothing_else(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False}))
+    exporter.scrape()
+    redis_db.client.xadd("sollol:routing_stream", {"event": '{"event_type": "X\\ud800Y"}'})
+    redis_db.client.publish("sollol:dashboard:ollama:activity",
+                            '{"event_type": "ollama_response", "backend": "10.0.0.2:11434", "details": {"model": "bad\\ud800x", "latency_ms": 5}}')
+    time.sleep(0.5)
+    for _ in range(2):
+        reply = exporter.scrape_text()
+        assert reply.status_code == 200
+        samples = parse(reply.text)
+    assert value(samples, "sollol_routing_events_total", event_type="X?Y") == 1
+    assert value(samples, "sollol_requests_total", node="10.0.0.2:11434", model="bad?x", operation="unknown", outcome="success") == 1
+
+
+def test_a_routing_timestamp_from_the_far_future_is_not_believed(redis_db, scraper_for):
+    scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False}))
+    redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+    collect(scraper)
+    future = {**routing_event(), "timestamp": "9999-12-31T23:59:59+14:00"}
+    redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(future)})
+    redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+    s = collect(scraper)
+    assert value(s, "sollol_routing_events_total", event_type="OLLAMA_NODE_SELECTED") == 2
+    assert value(s, "sollol_routing_last_event_timestamp_seconds") < time.time() + 3600
+
+
+def test_a_replaced_scraper_still_reading_does_not_count_the_stream_twice(redis_db, tmp_path):
+    from sollol_exporter.cluster import ClusterState
+    from sollol_exporter.scrape import Scraper
+    from tests.support.collect import make_config
+
+    config = make_config(tmp_path, base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False}))
+    cluster = ClusterState(3600, 60)
+    old, new = Scraper(config, cluster), Scraper(config, cluster)
+    try:
+        redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+        collect(new)  # marks the position
+        cursor = cluster.routing.cursor
+        for _ in range(3):
+            redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+        stale = old.redis.read(time.monotonic() + 5, cursor)  # the old scraper's read began before the new one's
+        collect(new)
+        old.redis.read = lambda deadline, routing_cursor: stale
+        old.read_redis(time.monotonic() + 5)
+        assert cluster.routing.events == {"OLLAMA_NODE_SELECTED": 3}
+    finally:
+        old.close()
+        new.close()
+        cluster.close()
+
+
+def test_an_https_coordinator_is_read_and_its_trickle_cut(redis_db, scraper_for, monkeypatch, tmp_path):
+    import ssl
+
+    import trustme
+
+    from sollol_exporter.sources import http_client
+
+    ca = trustme.CA()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    monkeypatch.setattr(http_client, "_TLS", client_context)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    good = TrickleServer({"/health": TrickleRoute(b"{}"), "/metrics": TrickleRoute(LLAMA_METRICS)}, tls=server_context)
+    slow = TrickleServer({"/health": TrickleRoute(b"{}"), "/metrics": TrickleRoute(LLAMA_METRICS, body_interval=0.5)}, tls=server_context)
+    try:
+        coordinators = [{"url": f"https://{good.address}", "name": "good", "timeout": "1s"},
+                        {"url": f"https://{slow.address}", "name": "slow", "timeout": "1s"}]
+        scraper = scraper_for(base_config(redis_db.url, coordinators=coordinators, ollama={"discover": False}))
+        started = time.monotonic()
+        s = collect(scraper, budget=8.0)
+        assert time.monotonic() - started < 2.5
+        assert one_hot(s, "sollol_coordinator_state", coordinator="good") == "ok"
+        assert value(s, "sollol_coordinator_tokens_predicted_total", coordinator="good") == 42
+        assert one_hot(s, "sollol_coordinator_state", coordinator="slow") == "stalled"
+    finally:
+        good.stop()
+        slow.stop()
+
+
+def test_a_truncated_metrics_body_is_not_relayed(redis_db, scraper_for):
+    cut = TrickleServer({"/health": TrickleRoute(b"{}"), "/metrics": TrickleRoute(LLAMA_METRICS, declared_length=len(LLAMA_METRICS) + 100)})
+    try:
+        scraper = scraper_for(base_config(redis_db.url, coordinators=_coordinator(cut.url), ollama={"discover": False}))
+        s = collect(scraper)
+        assert value(s, "sollol_coordinator_metrics_up", coordinator=cut.address) == 0
+        assert value(s, "sollol_coordinator_tokens_predicted_total", coordinator=cut.address) is None
+    finally:
+        cut.stop()
+
+
+def test_vanished_applications_are_capped(redis_db, scraper_for):
+    from sollol_exporter.scrape import MAX_KNOWN_APPLICATIONS
+    from tests.support.replay import dashboard_routes
+
+    dashboard = ReplayServer(dashboard_routes(apps=[]))
+    try:
+        scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False},
+                                          dashboard={"enabled": True, "url": dashboard.url, "forget_after": "1h"}))
+        for round_ in range(3):
+            apps = [{"app_id": f"{round_}-{i}", "name": f"app-{round_}-{i}", "router_type": "r", "status": "active"} for i in range(1000)]
+            dashboard.routes.update(dashboard_routes(apps=apps))
+            s = collect(scraper)
+        assert len(series(s, "sollol_application_up")) == MAX_KNOWN_APPLICATIONS
+        assert value(s, "sollol_exporter_dropped_entries", collector="applications") == 1000
+    finally:
+        dashboard.stop()

@@ -33,7 +33,7 @@ class EventsCollector:
         received = CounterMetricFamily("sollol_events_received_total", "Messages received per channel since the exporter started.", labels=["channel"])
         invalid = CounterMetricFamily("sollol_events_invalid_total", "Messages that were not a SOLLOL event (bad JSON, too large or deep, unknown type).", labels=["channel"])
         last = GaugeMetricFamily("sollol_events_last_received_timestamp_seconds", "When the last message arrived on each channel.", labels=["channel"])
-        folded = CounterMetricFamily("sollol_events_label_values_folded_total", "Events whose node, model or coordinator was folded into \"other\" by the cap.", labels=["label"])
+        folded = CounterMetricFamily("sollol_events_label_values_folded_total", "Events whose node, model or coordinator (label), or whole label set (label_set), was folded into \"other\" by a cap.", labels=["label"])
         for channel, count in sorted(view.received.items()):
             received.add_metric([channel], count)
             invalid.add_metric([channel], view.invalid.get(channel, 0.0))

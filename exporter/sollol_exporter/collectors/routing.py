@@ -20,7 +20,10 @@ class RoutingCollector:
         for node, count in sorted(view.selections.items()):
             selections.add_metric([node], count)
         invalid = CounterMetricFamily("sollol_routing_invalid_events_total", "Stream entries that were not a routing event.", value=view.invalid_total)
-        families = [events, selections, invalid]
+        folded = CounterMetricFamily(
+            "sollol_routing_label_values_folded_total", "Routing events whose event type or node was counted as \"other\" (200 values each).", value=view.folded_total
+        )
+        families = [events, selections, invalid, folded]
         if s.redis.stream_length is not None:
             families.append(GaugeMetricFamily("sollol_routing_stream_entries", "Entries in sollol:routing_stream (XLEN).", value=float(s.redis.stream_length)))
         if view.last_event is not None:

@@ -94,13 +94,124 @@ class EventsView:
     workers_configured: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Update:
+    """What one event counts, worked out without touching the counts (labels before their caps)."""
+
+    kind: str  # request | coordinator_request | lifecycle | heartbeat | none
+    target: str = ""  # node or coordinator
+    named: bool = False  # the coordinator is a configured one: its label is not capped
+    model: str = ""
+    operation: str = ""
+    outcome: str = ""
+    seconds: float | None = None
+    reason: str = ""
+    tokens: float | None = None
+    event: str = ""
+    active: float | None = None
+    configured: float | None = None
+
+
+# Larger values are not a measurement: an event that claims one is invalid (a single 1e308 would pin a counter at +Inf).
+MAX_LATENCY_MS = 1e7  # about 2.8 hours
+MAX_TOKENS = 1e7
+
+
+def interpret(channel: str, raw: bytes | str, names: dict[Address, str]) -> Update:
+    """The update one message from a channel of kind `channel` makes; BadValue if it is not a SOLLOL event."""
+    size = len(raw)
+    if size > MAX_EVENT_BYTES:
+        raise BadValue(f"event of {size} bytes")
+    event = decode_json(raw, "event")
+    if not isinstance(event, dict):
+        raise BadValue("event is not a JSON object")
+    if channel == OLLAMA:
+        return _ollama(event)
+    if channel == RPC:
+        return _rpc(event, names)
+    if channel == TRACES:
+        return _trace(event, names)
+    raise BadValue(f"no channel of kind {channel!r}")
+
+
+def _model(details: dict) -> str:
+    return sanitize(text(details.get("model")) or "unknown", 96) or "unknown"
+
+
+def _ollama(event: dict) -> Update:
+    kind = text(event.get("event_type"))
+    details = mapping(event.get("details"))
+    if kind == "ollama_request":
+        return Update("none")
+    if kind not in ("ollama_response", "ollama_error"):
+        raise BadValue(f"unknown event type {kind!r}")
+    node = str(parse_address(event.get("backend"), 11434))
+    common = dict(target=node, model=_model(details), operation=_operation(details.get("operation")), seconds=_seconds(details.get("latency_ms")))
+    if kind == "ollama_response":
+        return Update("request", outcome=SUCCESS, **common)
+    return Update("request", outcome=ERROR, reason=_reason(details.get("error")), **common)
+
+
+def _coordinator(backend, names: dict[Address, str]) -> tuple[str, bool]:
+    if backend == "rpc_registry":
+        return "rpc_registry", True
+    address = parse_address(backend, 80)
+    return (names[address], True) if address in names else (str(address), False)
+
+
+def _rpc(event: dict, names: dict[Address, str]) -> Update:
+    kind = text(event.get("event_type")) or text(event.get("event"))
+    details = mapping(event.get("details"))
+    if kind in ("rpc_request", "rpc_backend_disconnect"):
+        return Update("none")
+    if kind in ("rpc_response", "rpc_error"):
+        coordinator, named = _coordinator(event.get("backend"), names)
+        tokens = number(details.get("completion_tokens"))
+        if tokens is not None and not 0 <= tokens <= MAX_TOKENS:
+            raise BadValue(f"completion_tokens {tokens!r}")
+        return Update("coordinator_request", coordinator, named, _model(details), outcome=SUCCESS if kind == "rpc_response" else ERROR,
+                      seconds=_seconds(details.get("latency_ms")), tokens=tokens)
+    if kind in LIFECYCLE:
+        coordinator, named = _coordinator(details.get("coordinator") or event.get("backend"), names)
+        name = LIFECYCLE[kind]
+        reason = (text(details.get("reason")) or "").lower()
+        if name == "stop" and ("restart_attempt" in details or "automatic restart" in reason):
+            name = "restart"
+        return Update("lifecycle", coordinator, named, event=name)
+    if kind == "rpc_backend_connect":
+        coordinator, named = _coordinator(event.get("backend"), names)
+        active = number(details.get("total_active"))
+        if active is None:
+            active = number(details.get("rpc_backends"))
+        if active is None and isinstance(details.get("rpc_addresses"), list):
+            active = float(len(details["rpc_addresses"]))
+        return Update("heartbeat", coordinator, named, active=active, configured=number(details.get("total_configured")))
+    raise BadValue(f"unknown event type {kind!r}")
+
+
+def _trace(event: dict, names: dict[Address, str]) -> Update:
+    kind = text(event.get("event"))
+    if kind in ("trace_start", "trace_complete"):
+        return Update("none")
+    if kind != "trace_failed":
+        raise BadValue(f"unknown trace event {kind!r}")
+    trace = mapping(event.get("trace"))
+    coordinator, named = _coordinator(trace.get("coordinator_url"), names)
+    return Update("coordinator_request", coordinator, named, _model(trace), outcome=ERROR)
+
+
 @dataclass
 class EventCounts:
-    """Everything counted from the events; lives in the cluster state, so reloads and Redis outages keep it."""
+    """Everything counted from the events; lives in the cluster state, so reloads and Redis outages keep it.
+
+    Each label keeps at most max_nodes / max_models values, and each family at most max_label_sets label sets:
+    past those, node and model become "other" (the product of the label caps alone would allow a million series)."""
 
     max_nodes: int = 100
     max_models: int = 100
+    max_label_sets: int = 1000
     subscribed: bool = False
+    generation: int = 0  # the subscriber whose messages count; a replaced one's late messages are ignored
     received: dict[str, float] = field(default_factory=dict)
     invalid: dict[str, float] = field(default_factory=dict)
     last_received: dict[str, float] = field(default_factory=dict)
@@ -119,130 +230,85 @@ class EventCounts:
         self.nodes = LabelCap(self.max_nodes)
         self.models = LabelCap(self.max_models)
         self.coordinators = LabelCap(self.max_nodes)
+        self.folded_sets = 0
 
-    def configure(self, max_nodes: int, max_models: int) -> None:
+    def configure(self, max_nodes: int, max_models: int, max_label_sets: int | None = None) -> None:
         with self.lock:
             for cap, limit in ((self.nodes, max_nodes), (self.models, max_models), (self.coordinators, max_nodes)):
                 cap.limit = limit
+            if max_label_sets is not None:
+                self.max_label_sets = max_label_sets
 
-    def set_subscribed(self, subscribed: bool) -> None:
+    def new_generation(self) -> int:
         with self.lock:
-            self.subscribed = subscribed
+            self.generation += 1
+            self.subscribed = False
+            return self.generation
 
-    def handle(self, channel: str, raw: bytes | str, coordinator_names: dict[Address, str] | None = None) -> bool:
+    def set_subscribed(self, subscribed: bool, generation: int | None = None) -> None:
+        with self.lock:
+            if generation is None or generation == self.generation:
+                self.subscribed = subscribed
+
+    def handle(self, channel: str, raw: bytes | str, coordinator_names: dict[Address, str] | None = None,
+               generation: int | None = None) -> bool:
         """Count one message from a channel of kind `channel` (ollama, rpc, traces); False if it was invalid
-        (counted as such, nothing else changed)."""
+        (counted as such, nothing else changed) or came from a subscriber that has been replaced."""
+        try:
+            update = interpret(channel, raw, coordinator_names or {})  # outside the lock: scrapes wait for it
+        except (BadValue, ValueError):
+            update = None
         with self.lock:
+            if generation is not None and generation != self.generation:
+                return False
             self.received[channel] = self.received.get(channel, 0.0) + 1
             self.last_received[channel] = time.time()
-            try:
-                event = self._decode(raw)
-                if channel == OLLAMA:
-                    self._ollama(event)
-                elif channel == RPC:
-                    self._rpc(event, coordinator_names or {})
-                elif channel == TRACES:
-                    self._trace(event, coordinator_names or {})
-                else:
-                    raise BadValue(f"no channel of kind {channel!r}")
-                return True
-            except (BadValue, ValueError):
+            if update is None:
                 self.invalid[channel] = self.invalid.get(channel, 0.0) + 1
                 return False
+            self._apply(update)
+            return True
 
-    @staticmethod
-    def _decode(raw: bytes | str) -> dict:
-        size = len(raw)
-        if size > MAX_EVENT_BYTES:
-            raise BadValue(f"event of {size} bytes")
-        event = decode_json(raw, "event")
-        if not isinstance(event, dict):
-            raise BadValue("event is not a JSON object")
-        return event
+    def _key(self, table: dict, key: tuple, folded: tuple) -> tuple:
+        """`key`, or `folded` once the family holds max_label_sets label sets."""
+        if key in table or len(table) < self.max_label_sets:
+            return key
+        self.folded_sets += 1
+        return folded
 
-    def _model(self, details: dict) -> str:
-        return self.models(sanitize(text(details.get("model")) or "unknown", 96) or "unknown")
-
-    def _ollama(self, event: dict) -> None:
-        kind = text(event.get("event_type"))
-        details = mapping(event.get("details"))
-        if kind == "ollama_request":
-            return
-        if kind not in ("ollama_response", "ollama_error"):
-            raise BadValue(f"unknown event type {kind!r}")
-        node = self.nodes(str(parse_address(event.get("backend"), 11434)))
-        model = self._model(details)
-        operation = _operation(details.get("operation"))
-        seconds = _seconds(details.get("latency_ms"))
-        if kind == "ollama_response":
-            _add(self.requests, (node, model, operation, SUCCESS))
-            if seconds is not None:
-                self.durations.setdefault((node, model, operation), Histogram()).observe(seconds)
-        else:
-            _add(self.requests, (node, model, operation, ERROR))
-            _add(self.errors, (node, model, _reason(details.get("error"))))
-
-    def _coordinator(self, backend, names: dict[Address, str]) -> str:
-        if backend == "rpc_registry":
-            return "rpc_registry"
-        address = parse_address(backend, 80)
-        return names.get(address) or self.coordinators(str(address))
-
-    def _rpc(self, event: dict, names: dict[Address, str]) -> None:
-        kind = text(event.get("event_type")) or text(event.get("event"))
-        details = mapping(event.get("details"))
-        if kind == "rpc_request":
-            return
-        if kind in ("rpc_response", "rpc_error"):
-            coordinator = self._coordinator(event.get("backend"), names)
-            model = self._model(details)
-            seconds = _seconds(details.get("latency_ms"))
-            if kind == "rpc_response":
-                _add(self.coordinator_requests, (coordinator, model, SUCCESS))
-                if seconds is not None:
-                    self.coordinator_durations.setdefault((coordinator, model), Histogram()).observe(seconds)
-                tokens = number(details.get("completion_tokens"))
-                if tokens is not None and tokens >= 0:
-                    _add(self.coordinator_tokens, (coordinator, model), tokens)
-            else:
-                _add(self.coordinator_requests, (coordinator, model, ERROR))
-        elif kind in LIFECYCLE:
-            coordinator = self._coordinator(details.get("coordinator") or event.get("backend"), names)
-            name = LIFECYCLE[kind]
-            reason = (text(details.get("reason")) or "").lower()
-            if name == "stop" and ("restart_attempt" in details or "automatic restart" in reason):
-                name = "restart"
-            _add(self.lifecycle, (coordinator, name))
-        elif kind == "rpc_backend_connect":
-            coordinator = self._coordinator(event.get("backend"), names)
-            active = number(details.get("total_active"))
-            if active is None:
-                active = number(details.get("rpc_backends"))
-            if active is None and isinstance(details.get("rpc_addresses"), list):
-                active = float(len(details["rpc_addresses"]))
-            configured = number(details.get("total_configured"))
-            if active is not None:
-                self.workers_active[coordinator] = active
-            if configured is not None:
-                self.workers_configured[coordinator] = configured
-        elif kind != "rpc_backend_disconnect":
-            raise BadValue(f"unknown event type {kind!r}")
-
-    def _trace(self, event: dict, names: dict[Address, str]) -> None:
-        kind = text(event.get("event"))
-        if kind in ("trace_start", "trace_complete"):
-            return
-        if kind != "trace_failed":
-            raise BadValue(f"unknown trace event {kind!r}")
-        trace = mapping(event.get("trace"))
-        coordinator = self._coordinator(trace.get("coordinator_url"), names)
-        _add(self.coordinator_requests, (coordinator, self._model(trace), ERROR))
+    def _apply(self, u: Update) -> None:
+        if u.kind == "request":
+            node, model = self.nodes(u.target), self.models(u.model)
+            _add(self.requests, self._key(self.requests, (node, model, u.operation, u.outcome), (OTHER, OTHER, u.operation, u.outcome)))
+            if u.outcome == SUCCESS and u.seconds is not None:
+                key = self._key(self.durations, (node, model, u.operation), (OTHER, OTHER, u.operation))
+                self.durations.setdefault(key, Histogram()).observe(u.seconds)
+            if u.outcome == ERROR:
+                _add(self.errors, self._key(self.errors, (node, model, u.reason), (OTHER, OTHER, u.reason)))
+        elif u.kind == "coordinator_request":
+            coordinator = u.target if u.named else self.coordinators(u.target)
+            model = self.models(u.model)
+            _add(self.coordinator_requests, self._key(self.coordinator_requests, (coordinator, model, u.outcome), (OTHER, OTHER, u.outcome)))
+            if u.outcome == SUCCESS and u.seconds is not None:
+                key = self._key(self.coordinator_durations, (coordinator, model), (OTHER, OTHER))
+                self.coordinator_durations.setdefault(key, Histogram()).observe(u.seconds)
+            if u.tokens is not None:
+                _add(self.coordinator_tokens, self._key(self.coordinator_tokens, (coordinator, model), (OTHER, OTHER)), u.tokens)
+        elif u.kind == "lifecycle":
+            coordinator = u.target if u.named else self.coordinators(u.target)
+            _add(self.lifecycle, self._key(self.lifecycle, (coordinator, u.event), (OTHER, u.event)))
+        elif u.kind == "heartbeat":
+            coordinator = u.target if u.named else self.coordinators(u.target)
+            for table, amount in ((self.workers_active, u.active), (self.workers_configured, u.configured)):
+                if amount is not None and (coordinator in table or len(table) < self.max_label_sets):
+                    table[coordinator] = amount
 
     def view(self) -> EventsView:
         with self.lock:
             return EventsView(
                 self.subscribed, dict(self.received), dict(self.invalid), dict(self.last_received),
-                {"node": float(self.nodes.folded), "model": float(self.models.folded), "coordinator": float(self.coordinators.folded)},
+                {"node": float(self.nodes.folded), "model": float(self.models.folded), "coordinator": float(self.coordinators.folded),
+                 "label_set": float(self.folded_sets)},
                 dict(self.requests), {k: h.copy() for k, h in self.durations.items()}, dict(self.errors),
                 dict(self.coordinator_requests), {k: h.copy() for k, h in self.coordinator_durations.items()},
                 dict(self.coordinator_tokens), dict(self.lifecycle), dict(self.workers_active), dict(self.workers_configured),
@@ -255,6 +321,8 @@ def _add(table: dict, key: tuple, amount: float = 1.0) -> None:
 
 def _seconds(milliseconds) -> float | None:
     value = number(milliseconds)
+    if value is not None and value > MAX_LATENCY_MS:
+        raise BadValue(f"latency_ms {value!r}")
     return None if value is None or value < 0 else value / 1000.0
 
 

@@ -29,7 +29,8 @@ class Subscriber:
         self.timeout = timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._client: redis.Redis | None = None
+        # Only the newest subscriber's messages count: a replaced one may still deliver a few before it stops.
+        self.generation = counts.new_generation()
 
     def start(self) -> "Subscriber":
         self._thread.start()
@@ -42,7 +43,7 @@ class Subscriber:
     def _handle(self, message: dict) -> None:
         channel = self.channels.get(message["channel"].decode("utf-8", "replace"), "")
         try:
-            self.counts.handle(channel, message["data"], self.coordinator_names)
+            self.counts.handle(channel, message["data"], self.coordinator_names, self.generation)
         except Exception:  # a bug in counting must cost that event, never the subscription
             log.error("event not counted", exc_info=True, extra=fields(channel=channel))
 
@@ -58,7 +59,7 @@ class Subscriber:
                 )
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(*self.channels)
-                self.counts.set_subscribed(True)
+                self.counts.set_subscribed(True, self.generation)
                 if failing:
                     log.info("events subscription restored", extra=fields(channels=",".join(self.channels)))
                 failing, backoff = "", MIN_BACKOFF
@@ -66,8 +67,8 @@ class Subscriber:
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None and message.get("type") == "message":
                         self._handle(message)
-            except (redis.RedisError, OSError, ValueError) as err:
-                self.counts.set_subscribed(False)
+            except Exception as err:  # whatever ends the connection (redis-py raises more than RedisError), retry
+                self.counts.set_subscribed(False, self.generation)
                 reason = type(err).__name__
                 if reason != failing:
                     log.warning("events subscription lost, retrying", extra=fields(error=reason, retry_in=f"{backoff}s"))
@@ -78,6 +79,6 @@ class Subscriber:
                 if pubsub is not None:
                     try:
                         pubsub.close()
-                    except (redis.RedisError, OSError):
+                    except Exception:
                         pass
-        self.counts.set_subscribed(False)
+        self.counts.set_subscribed(False, self.generation)

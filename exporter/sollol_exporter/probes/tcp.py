@@ -129,6 +129,8 @@ def _probe_addresses(addresses: list[Address], timeout: float, deadline: float, 
                 if queue:
                     for address in queue:
                         results[address] = ProbeResult(TIMEOUT, 0.0, "scrape deadline reached before the probe")
+                        if report:
+                            report(address, results[address])
                     queue.clear()
                 break
             now = time.monotonic()

@@ -113,11 +113,19 @@ def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
         raise FetchError("timeout", "connect timed out") from None
     except OSError as err:
         raise FetchError("error", f"connection failed: {err.strerror or type(err).__name__}") from None
-    token = _WATCHDOG.watch(sock, deadline)
+    # The watchdog holds a duplicate: shutting it down ends reads on the connection even after TLS has taken over
+    # the original socket object.
+    try:
+        watched = sock.dup()
+    except OSError as err:
+        sock.close()
+        raise FetchError("error", f"connection failed: {err.strerror or type(err).__name__}") from None
+    token = _WATCHDOG.watch(watched, deadline)
     try:
         return _exchange(sock, parts.scheme, host, port, target, request_headers, deadline)
     finally:
         _WATCHDOG.release(token)
+        watched.close()
         sock.close()
 
 
@@ -125,7 +133,8 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
     connection = http.client.HTTPConnection(host, port)
     try:
         sock.settimeout(max(0.001, deadline - time.monotonic()))
-        connection.sock = _TLS.wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
+        sock = _TLS.wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
+        connection.sock = sock
         connection.request("GET", target, headers=headers)
         reply = connection.getresponse()
         length = reply.getheader("Content-Length", "")
@@ -143,6 +152,8 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
             chunks.append(chunk)
         if time.monotonic() > deadline:
             raise FetchError("timeout", "response too slow")
+        if reply.length:  # the peer closed before Content-Length bytes: a truncated body is not relayed as whole
+            raise FetchError("error", "response truncated")
         return Response(reply.status, b"".join(chunks), {k.lower(): v for k, v in reply.getheaders()})
     except FetchError:
         raise
@@ -156,3 +167,5 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
         raise FetchError("error", f"bad response: {type(err).__name__}") from None
     finally:
         connection.close()
+        if sock is not None and scheme == "https":
+            sock.close()

@@ -16,9 +16,12 @@ GPU_PREFIX = "sollol:gpu:"
 GPU_STREAM = "sollol:gpu:stats"
 RPC_NODE_PREFIX = "sollol:rpc:node:"
 ROUTING_STREAM = "sollol:routing_stream"
-_STREAM_BATCH = 1000
+_STREAM_BATCH = 100
 _STREAM_MAX_PER_SCRAPE = 50_000
 MAX_KEYS = 10_000  # per prefix; the rest are counted in Snapshot.dropped, not fetched
+_VALUE_BATCH = 100
+# Bytes one read may pull from Redis; what is left is read at the next scrape (stream) or counted as dropped (keys).
+MAX_READ_BYTES = 64 * 1_048_576
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Value:
 
     raw: bytes | None = None
     error: str = ""
+    dropped: bool = False  # left out by a cap, not malformed
 
 
 @dataclass
@@ -38,9 +42,10 @@ class Snapshot:
     gpu: dict[str, Value] = field(default_factory=dict)
     rpc_nodes: dict[str, Value] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # "gpu" / "rpc_nodes": keys past MAX_KEYS
-    routing_events: list[bytes | None] = field(default_factory=list)
+    routing_events: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # (entry id, event JSON)
     routing_stream_length: int | None = None
     routing_cursor: bytes | None = None
+    routing_reset: bool = False  # the stream was deleted and written anew: its ids started again
     routing_error: str = ""
 
 
@@ -69,6 +74,7 @@ class RedisReader:
     def read(self, deadline: float = float("inf"), routing_cursor: bytes | None = None) -> Snapshot:
         """Everything the exporter reads from Redis; the routing stream from `routing_cursor` (None: from now on)."""
         self.deadline = deadline
+        self.budget = MAX_READ_BYTES
         snapshot = Snapshot(routing_cursor=routing_cursor)
         try:
             self.client.ping()
@@ -139,16 +145,23 @@ class RedisReader:
             for key in strings:
                 pipe.strlen(key)
             lengths = pipe.execute()
-            small = []
+            sizes = {}
             for key, length in zip(strings, lengths):
                 if length > self.max_value_bytes:
                     result[key] = Value(error=f"value of {length} bytes exceeds max_value_bytes")
                 else:
-                    small.append(key)
-            if small:
+                    sizes[key] = length
+            small = list(sizes)
+            for start in range(0, len(small), _VALUE_BATCH):
+                batch = small[start:start + _VALUE_BATCH]
+                if sum(sizes[key] for key in batch) > self.budget:
+                    for key in batch:
+                        result[key] = Value(error="left out: the read's byte budget is spent", dropped=True)
+                    continue
                 self._check()
-                for key, raw in zip(small, self.client.mget(small)):
+                for key, raw in zip(batch, self.client.mget(batch)):
                     if raw is not None:
+                        self.budget -= len(raw)
                         result[key] = Value(raw=raw)
         return result
 
@@ -168,19 +181,23 @@ class RedisReader:
         if snapshot.routing_cursor is None:
             snapshot.routing_cursor = newest_id
             return
-        if _stream_id(newest_id) < _stream_id(snapshot.routing_cursor):
+        if stream_id(newest_id) < stream_id(snapshot.routing_cursor):
             snapshot.routing_cursor = b"0-0"  # the stream was deleted and written anew
-        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE:
+            snapshot.routing_reset = True
+        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE and self.budget > 0:
             self._check()
             batch = self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH)
             for entry_id, fields in batch:
-                snapshot.routing_events.append(fields.get(b"event"))
+                event = fields.get(b"event")
+                self.budget -= sum(len(k) + len(v) for k, v in fields.items())
+                snapshot.routing_events.append((entry_id, event))
                 snapshot.routing_cursor = entry_id
             if len(batch) < _STREAM_BATCH:
                 break
 
 
-def _stream_id(entry_id: bytes) -> tuple[int, int]:
+def stream_id(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id as a comparable pair."""
     millis, _, sequence = entry_id.partition(b"-")
     return int(millis), int(sequence or 0)
 

@@ -67,6 +67,9 @@ def gpu_reports(values: dict[str, Value]) -> Parsed:
     parsed = Parsed()
     for node_id, value in sorted(values.items()):
         node = sanitize(node_id)
+        if value.dropped:
+            parsed.dropped += 1
+            continue
         try:
             doc = _document(value, f"sollol:gpu:{node}")
         except BadValue as err:
@@ -98,6 +101,9 @@ def gpu_reports(values: dict[str, Value]) -> Parsed:
 def registrations(values: dict[str, Value]) -> Parsed:
     parsed = Parsed()
     for suffix, value in sorted(values.items()):
+        if value.dropped:
+            parsed.dropped += 1
+            continue
         try:
             backend = str(parse_address(suffix, 50052))
             doc = _document(value, f"sollol:rpc:node:{backend}")
