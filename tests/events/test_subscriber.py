@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -120,12 +121,31 @@ def test_hostile_events_are_counted_as_invalid_and_never_stop_the_subscriber(sta
 def test_model_names_past_the_cap_are_folded(start_exporter, redis_db):
     exporter = start_exporter({**_config(redis_db.url), "events": {"max_models": 20}})
     wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    rss_before = rss_kib(exporter.process.pid)
     pipe = redis_db.client.pipeline(transaction=False)
-    for index in range(2_000):
+    for index in range(10_000):
         pipe.publish(OLLAMA, response(model=f"model-{index}"))
     pipe.execute()
-    wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="ollama") == 2_000, 20, what="all received")
+    wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="ollama") == 10_000, 30, what="all received")
     samples = exporter.scrape()
     models = {dict(labels)["model"] for labels in series(samples, "sollol_requests_total")}
     assert len(models) == 21 and "other" in models
-    assert value(samples, "sollol_events_label_values_folded_total", label="model") == 2_000 - 20
+    assert value(samples, "sollol_events_label_values_folded_total", label="model") == 10_000 - 20
+    assert rss_kib(exporter.process.pid) - rss_before < 20 * 1024  # flat: no per-name state past the cap
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_events_can_be_switched_off(start_exporter, redis_db):
+    exporter = start_exporter({**_config(redis_db.url), "events": {"enabled": False}})
+    exporter.scrape()
+    time.sleep(0.5)  # an enabled exporter has subscribed long before this (see the tests above)
+    assert redis_db.client.pubsub_numsub(OLLAMA) == [(OLLAMA.encode(), 0)]
+    redis_db.client.publish(OLLAMA, response())
+    samples = exporter.scrape()
+    assert value(samples, "sollol_events_subscribed") is None
+    assert series(samples, "sollol_requests_total") == {}
+    assert value(samples, "sollol_exporter_collector_success", collector="events") is None
