@@ -3,20 +3,17 @@ exporter-toolkit format); a job with the wrong password is refused."""
 
 from __future__ import annotations
 
-import subprocess
-
 import requests
-import yaml
 
 from tests.support.collect import base_config
-from tests.support.net import free_port, stop_process, wait_for
-from tests.support.prometheus_stack import _binary
+from tests.support.net import free_port, wait_for
+from tests.support.prometheus_stack import Prometheus
 from tests.support.tls import SecuredExporter, bcrypt_hash, make_certificates, tls_section
 
 LOOP = "127.0.0.1"
 
 
-class TLSPrometheus:
+class TLSPrometheus(Prometheus):
     def __init__(self, workdir, exporter_port: int, certs, password: str):
         self.port = free_port()
         tls = {"ca_file": str(certs.ca), "cert_file": str(certs.client.cert), "key_file": str(certs.client.key)}
@@ -24,32 +21,7 @@ class TLSPrometheus:
                  "basic_auth": {"username": "prometheus", "password": secret},
                  "static_configs": [{"targets": [f"{LOOP}:{exporter_port}"]}]}
                 for name, secret in (("sollol", password), ("wrong-password", password + "x"))]
-        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": jobs}
-        path = workdir / "prometheus-tls.yml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.url = f"http://{LOOP}:{self.port}"
-        self.log = open(workdir / "prometheus-tls.log", "wb")
-        self.process = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={workdir / 'tsdb-tls'}",
-             f"--web.listen-address={LOOP}:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_for(self._ready, 30, what="prometheus start")
-
-    def _ready(self) -> bool:
-        try:
-            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def query(self, expr: str) -> list[dict]:
-        reply = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10).json()
-        assert reply["status"] == "success", reply
-        return reply["data"]["result"]
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.log.close()
+        self._launch(workdir, {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": jobs})
 
 
 def test_prometheus_scrapes_through_tls_client_certificates_and_basic_auth(tmp_path, redis_db):

@@ -5,15 +5,14 @@ mixin/rules.py. Only the recording rules are loaded (no Alertmanager): this one 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import yaml
 
 from mixin.config import Config
 from mixin.rules import RECORDING_FILE, render
-from tests.support.net import free_port, wait_for
-from tests.support.prometheus_stack import Prometheus, _binary
+from tests.support.net import free_port
+from tests.support.prometheus_stack import Prometheus
 
 
 def job_name(config: Config) -> str:
@@ -38,13 +37,4 @@ class RenamedPrometheus(Prometheus):
             "scrape_configs": [{"job_name": job_name(config),
                                 "static_configs": [{"targets": [exporter_address], "labels": {config.cluster_label: cluster}}]}],
         }
-        path = workdir / "prometheus.yml"
-        path.write_text(yaml.safe_dump(settings, sort_keys=False))
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "prometheus.log", "wb")
-        self.process = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_for(self._ready, 30, what="prometheus start")
+        self._launch(workdir, settings)

@@ -83,6 +83,8 @@ class Alertmanager(_Server):
 
 
 class Prometheus(_Server):
+    """The shipped prometheus.yml with test addresses and intervals; subclasses write their own config and `_launch`."""
+
     def __init__(self, workdir: Path, exporter_address: str, alertmanager_address: str, scrape_interval: str = "2s",
                  for_duration: str = "4s"):
         self.port = free_port()
@@ -93,15 +95,18 @@ class Prometheus(_Server):
         for job in config["scrape_configs"]:
             target = exporter_address if job["job_name"] == "sollol" else f"127.0.0.1:{self.port}"
             job["static_configs"][0]["targets"] = [target]
+        # alerts evaluated before Alertmanager is discovered are dropped; resend soon instead of after 1m
+        self._launch(workdir, config, "--rules.alert.resend-delay=2s")
+
+    def _launch(self, workdir: Path, config: dict, *flags: str) -> None:
+        """Write `config`, start Prometheus on self.port with it, wait until it is ready."""
         path = workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "prometheus.log", "wb")
         self.process = subprocess.Popen(
             [_binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}",
-             # alerts evaluated before Alertmanager is discovered are dropped; resend soon instead of after 1m
-             "--rules.alert.resend-delay=2s"],
+             f"--web.listen-address=127.0.0.1:{self.port}", *flags],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         wait_for(self._ready, 30, what="prometheus start")
