@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 PROJECT_URL = "https://github.com/sollol-exporter/sollol-exporter"
 
@@ -38,11 +39,24 @@ class Config:
     alerts: dict[str, Alert] = field(default_factory=lambda: dict(ALERTS))
     min_request_rate: float = 0.05  # requests/s a node needs before its error ratio can page (3 a minute)
 
+    def __post_init__(self) -> None:
+        if "#" in self.runbook_url_base:
+            raise ValueError("runbook_url_base: no '#' (each alert adds its own anchor)")
+
     def alert(self, name: str) -> Alert:
         return self.alerts[name]
 
     def runbook(self, alert_name: str) -> str:
-        return f"{self.runbook_url_base}#{alert_name.lower()}"
+        return f"{quote(self.runbook_url_base, safe=':/?&=%@+,;~')}#{alert_name.lower()}"
+
+    def template_matchers(self) -> str:
+        """The job selector, then this alert's cluster and instance, as label matchers inside a Go-template string
+        literal (for `query` calls in descriptions); continue with `,name='%s'` and pass the values after."""
+        job = self.job_selector.replace("\\", "\\\\").replace('"', '\\"')
+        return f"{job},{self.cluster_label}='%s',{self.instance_label}='%s'"
+
+    def template_values(self) -> str:
+        return f"$labels.{self.cluster_label} $labels.{self.instance_label}"
 
     def sel(self, matchers: str = "") -> str:
         """The label matchers of one selector: the job's, then the given ones."""

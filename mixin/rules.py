@@ -59,7 +59,8 @@ or
                 "An RPC worker is down.",
                 "rpc-server {{ $labels.backend }}{{ with $labels.coordinator }} of coordinator {{ . }}{{ end }} has been down for "
                 + _minutes(c, "SollolRpcBackendDown")
-                + " (state {{ with printf \"sollol_rpc_backend_state{backend='%s'} == 1\" $labels.backend | query }}{{ . | first | label \"state\" }}{{ end }})."
+                + " (state {{ with printf \"sollol_rpc_backend_state{" + c.template_matchers() + ",backend='%s'} == 1\" "
+                + c.template_values() + " $labels.backend | query }}{{ . | first | label \"state\" }}{{ end }})."
                 " llama-server aborts at its next request that needs this worker.",
             ),
             AlertRule(
@@ -188,7 +189,8 @@ unless on ({by()}) (sum by ({by()}) (increase({_m(c, "sollol_events_received_tot
 and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
                 "SOLLOL's activity events have gone silent.",
                 "SOLLOL handled requests in the last 10 minutes but {{ $labels." + inst + " }} received no activity event (subscribed: "
-                "{{ with printf \"sollol_events_subscribed{" + inst + "='%s'}\" $labels." + inst + " | query }}{{ . | first | value }}{{ end }}).",
+                "{{ with printf \"sollol_events_subscribed{" + c.template_matchers() + "}\" " + c.template_values()
+                + " | query }}{{ . | first | value }}{{ end }}).",
             ),
         ]),
         ("sollol.exporter", "", [

@@ -188,12 +188,12 @@ class Collection:
         sources = self.ollama_sources if self.ollama_sources is not None else s.ollama_targets()
         ollama = {}
         for node in sources:
-            reading = _result(self.ollama_futures.get(node)) or OllamaReading(False, elapsed, NOT_IN_TIME)
+            reading = _result(self.ollama_futures.get(node)) or OllamaReading(False, elapsed, _unfinished(self.ollama_futures.get(node)))
             invalid["ollama"] += reading.invalid_entries
             ollama[node] = reading
         dashboard = None
         if s.dashboard is not None:
-            dashboard = _result(self.dashboard_future) or DashboardReading(False, elapsed, NOT_IN_TIME)
+            dashboard = _result(self.dashboard_future) or DashboardReading(False, elapsed, _unfinished(self.dashboard_future))
             invalid["applications"] += dashboard.invalid_entries
             dropped["applications"] += dashboard.dropped_entries
             durations["applications"] = dashboard.duration
@@ -232,9 +232,12 @@ class Collection:
     def _coordinators(self, elapsed: float, invalid: Counter) -> dict[str, coordinator_source.Reading]:
         readings = {}
         for client in self.scraper.coordinators:
-            reading = _result(self.coordinator_futures.get(client.name))
+            future = self.coordinator_futures.get(client.name)
+            reading = _result(future)
             if reading is None:
-                reading = coordinator_source.Reading(coordinator_source.HUNG, elapsed, NOT_IN_TIME)
+                why = _unfinished(future)
+                state = coordinator_source.HUNG if why == NOT_IN_TIME else coordinator_source.ERROR  # a bug is not slowness
+                reading = coordinator_source.Reading(state, elapsed, why)
             invalid["coordinator"] += reading.invalid_entries
             readings[client.name] = reading
         return readings
@@ -250,10 +253,11 @@ class Collection:
 
 
 def _unfinished(future: Future | None) -> str:
-    """Why a task has no result: still running (not in time), or it raised (a bug, logged once here)."""
+    """Why a task has no result: still running (not in time), or it raised (a bug: the failure log says so once per
+    target; the traceback goes to the debug log)."""
     if future is not None and future.done() and not future.cancelled() and future.exception() is not None:
         err = future.exception()
-        log.error("task failed", exc_info=(type(err), err, err.__traceback__))
+        log.debug("task failed", exc_info=(type(err), err, err.__traceback__))
         return f"internal error: {type(err).__name__}"
     return NOT_IN_TIME
 

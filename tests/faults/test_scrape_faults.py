@@ -324,3 +324,17 @@ def test_vanished_applications_are_capped(redis_db, scraper_for):
         assert value(s, "sollol_exporter_dropped_entries", collector="applications") == 1000
     finally:
         dashboard.stop()
+
+
+def test_an_api_key_file_that_is_not_utf8_does_not_make_the_coordinator_hung(redis_db, scraper_for, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"abc\xff")
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route(LLAMA_METRICS, content_type="text/plain; version=0.0.4")})
+    try:
+        scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False},
+                                          coordinators=[{"url": coordinator.url, "name": "a", "api_key_file": str(key_file)}]))
+        s = collect(scraper)
+        assert one_hot(s, "sollol_coordinator_state", coordinator="a") == "ok"
+        assert value(s, "sollol_coordinator_tokens_predicted_total", coordinator="a") == 42
+    finally:
+        coordinator.stop()

@@ -99,3 +99,16 @@ def test_the_cli_writes_a_rendered_set(tmp_path):
     with pytest.raises(SystemExit):
         generate.main(["--set", "nonsense=1"])
     assert shutil.which("promtool")
+
+
+def test_description_queries_are_scoped_to_the_alert_s_own_job_cluster_and_instance():
+    text = render(KUBE)["sollol-alerts.yml"]
+    assert text.count("k8s_cluster='%s',instance='%s'") == 2
+    assert 'job=\\"monitoring/sollol-exporter\\"' in text
+
+
+def test_a_runbook_base_with_an_anchor_is_refused_and_spaces_are_encoded():
+    with pytest.raises(ValueError, match="#"):
+        Config(runbook_url_base="https://wiki.example.org/sollol#top")
+    assert Config(runbook_url_base="https://wiki.example.org/run books").runbook("SollolWatchdog") == \
+        "https://wiki.example.org/run%20books#sollolwatchdog"

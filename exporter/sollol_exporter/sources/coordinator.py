@@ -142,6 +142,11 @@ class CoordinatorClient:
                 redact.register(key)  # a rotated key is masked too
             except OSError as err:
                 log.warning("cannot read api_key_file", extra=fields(coordinator=self.name, error=err.strerror))
+            except ValueError:  # not UTF-8
+                log.warning("cannot read api_key_file", extra=fields(coordinator=self.name, error="not UTF-8 text"))
+            if any(ord(c) < 32 or ord(c) > 255 for c in key):
+                log.warning("api_key_file holds characters an HTTP header cannot carry", extra=fields(coordinator=self.name))
+                key = ""
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def read(self, deadline: float) -> Reading:
