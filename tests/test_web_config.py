@@ -204,3 +204,178 @@ def test_agent_refuses_a_bad_web_config(tmp_path):
     bad = write(tmp_path, "tls_server_config:\n  cert_file: a\n", "bad.yml")
     result = run("agent", "--rpc.port", "1", "--web.listen-address", f"{LOOP}:{free_port()}", "--web.config.file", str(bad))
     assert result.returncode == 2 and f"{bad}:1:" in result.stderr
+
+
+# -- hostile files: deep nesting, special files, huge files, an unwritable temporary directory --------------------
+
+DEEP = "basic_auth_users:\n  a: " + "[" * 20000 + "]" * 20000 + "\n"
+
+
+def test_a_deeply_nested_file_is_refused_quickly_with_file_and_line(tmp_path):
+    import time
+
+    path = write(tmp_path, DEEP)
+    started = time.monotonic()
+    message = refusal(path)
+    assert time.monotonic() - started < 2
+    assert message.startswith(f"{path}:2: ") and "nested deeper than" in message, message
+
+
+def test_config_check_and_start_refuse_a_deeply_nested_file_cleanly(tmp_path):
+    path = write(tmp_path, DEEP, "deep.yml")
+    for args in (("--config.check",), ("--web.listen-address", f"{LOOP}:{free_port()}")):
+        result = run("--web.config.file", str(path), *args)
+        assert result.returncode == 2, result.stderr
+        assert f"{path}:2: " in result.stderr and "Traceback" not in result.stderr and "uncaught" not in result.stderr
+
+
+def test_an_unexpected_error_in_a_reload_is_remembered_not_retried(tmp_path, monkeypatch):
+    from sollol_exporter.web import watch
+
+    path = write(tmp_path, "basic_auth_users:\n  a: " + bcrypt_hash("pw") + "\n")
+    watcher = watch.WebConfigWatcher(str(path))
+    before = watcher.loaded
+    calls = []
+
+    def broken(name):
+        calls.append(name)
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(watch, "load", broken)
+    path.write_text("# changed\n")
+    for _ in range(3):
+        assert watcher.current() is before
+    assert len(calls) == 1 and watcher.failed_signature is not None
+
+
+def test_a_file_changed_during_a_load_is_loaded_again(tmp_path, monkeypatch):
+    import os
+
+    from sollol_exporter.web import watch
+
+    path = write(tmp_path, "basic_auth_users:\n  old: " + bcrypt_hash("pw") + "\n")
+    watcher = watch.WebConfigWatcher(str(path))
+    real_load = watch.load
+    changed = []
+
+    def load_then_change(name):
+        loaded = real_load(name)
+        if not changed:  # the file is replaced after it was read, before the load returns
+            changed.append(True)
+            path.write_text("basic_auth_users:\n  new: " + bcrypt_hash("pw") + "\n")
+            os.utime(path, ns=(1, 2_000_000_000_000_000_000))
+        return loaded
+
+    monkeypatch.setattr(watch, "load", load_then_change)
+    os.utime(path, ns=(1, 1_000_000_000_000_000_000))
+    assert list(watcher.current().config.users) == ["old"]  # the version read
+    assert list(watcher.current().config.users) == ["new"]  # and the change is not missed
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "huge"])
+def test_tls_files_must_be_small_regular_files(tmp_path, certs, kind):
+    import os
+
+    if kind == "fifo":
+        special = tmp_path / "cert.fifo"
+        os.mkfifo(special)
+    elif kind == "device":
+        special = "/dev/zero"
+    elif kind == "directory":
+        special = tmp_path
+    else:
+        special = tmp_path / "huge.crt"
+        special.write_bytes(certs.server.cert.read_bytes() + b"\n" * (2 << 20))
+    path = write(tmp_path, yaml.safe_dump({"tls_server_config": {"cert_file": str(special), "key_file": str(certs.server.key)}}))
+    result = run("--web.config.file", str(path), "--config.check", timeout=20)  # a FIFO would hang a blocking read
+    assert result.returncode == 2, result.stderr
+    assert "failed to read cert_file" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert ("larger than" if kind == "huge" else "not a regular file") in result.stderr
+
+
+def test_file_certificates_need_no_temporary_directory(tmp_path, certs, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "read-only-root" / "tmp"))  # does not exist: nothing is writable
+    assert load(write(tmp_path, yaml.safe_dump({"tls_server_config": tls_section(certs)}))).context is not None
+    inline = {"cert": certs.server.cert.read_text(), "key": certs.server.key.read_text()}
+    assert load(write(tmp_path, yaml.safe_dump({"tls_server_config": inline}))).context is not None  # memfd
+
+
+def test_inline_pem_without_anywhere_to_stage_it_is_a_clear_error(tmp_path, certs, monkeypatch):
+    import os
+    import tempfile
+
+    from sollol_exporter.web import tls
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    monkeypatch.setattr(tls, "SHM", str(tmp_path / "no-shm"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-tmp"))
+    message = refusal(write(tmp_path, yaml.safe_dump({"tls_server_config": {
+        "cert": certs.server.cert.read_text(), "key": certs.server.key.read_text()}})))
+    assert "inline cert and key" in message and "BEGIN" not in message, message
+    assert load(write(tmp_path, yaml.safe_dump({"tls_server_config": tls_section(certs)}))).context is not None
+
+
+# -- basic auth ------------------------------------------------------------------------------------------------------
+
+def test_a_flood_of_wrong_passwords_does_not_delay_cached_credentials():
+    import threading
+    import time
+
+    import bcrypt
+
+    from sollol_exporter.web.auth import BasicAuth
+
+    users = {"prometheus": bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()}
+    auth = BasicAuth()
+
+    def header(password: str) -> str:
+        import base64
+
+        return "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()
+
+    assert auth.allowed(users, header("right"))  # now cached
+    stop = threading.Event()
+
+    def flood(i):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            auth.allowed(users, header(f"wrong-{i}-{n}"))
+
+    flooders = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(10)]
+    for thread in flooders:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        worst = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            assert auth.allowed(users, header("right"))
+            worst = max(worst, time.monotonic() - started)
+            time.sleep(0.02)
+        assert worst < 0.03, worst
+    finally:
+        stop.set()
+        for thread in flooders:
+            thread.join(5)
+
+
+def test_passwords_longer_than_72_bytes_compare_their_first_72_as_go_does():
+    import base64
+
+    import bcrypt
+
+    from sollol_exporter.web.auth import BasicAuth
+
+    password = "p" * 72
+    users = {"u": bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}
+    auth = BasicAuth()
+
+    def header(text: str) -> str:
+        return "Basic " + base64.b64encode(f"u:{text}".encode()).decode()
+
+    assert auth.allowed(users, header(password))
+    assert auth.allowed(users, header(password + "anything after byte 72"))
+    assert not auth.allowed(users, header("q" + password[1:] + "tail"))

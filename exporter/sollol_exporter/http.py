@@ -214,9 +214,12 @@ def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_re
     host, port = parse_listen_address(listen)
     listener = listen_socket(host, port)
 
-    def tls_setup():
-        loaded = web.current()
+    def tls_setup():  # in the selector thread: never waits for a reload, uses the last good context
+        loaded = web.current(wait=False)
         return loaded.context, loaded.config.tls.client_allowed_sans
 
+    def headers():  # for the server's own answers (400, 408, 431, 503): the config in force, never a reload
+        return list(web.loaded.config.headers.items())
+
     return Server([listener], Exporter(state, web, reload), max_requests=max_requests, max_connections=max_connections,
-                  tls=tls_setup if web is not None and web.tls else None)
+                  tls=tls_setup if web is not None and web.tls else None, headers=headers if web is not None else None)

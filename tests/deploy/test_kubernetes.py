@@ -247,6 +247,16 @@ def test_web_config_flag_exactly_with_its_component_and_probes_that_need_no_pass
         assert volume["secret"]["secretName"] in EXTERNAL_SECRETS and key in {"tls.crt", "tls.key"}
 
 
+def test_a_web_config_gets_a_writable_tmp_for_inline_pem(build):
+    """The root filesystem is read-only: inline cert/key PEM may need a scratch file (where memfd is missing)."""
+    mounts = {m["mountPath"]: m for m in build.container.get("volumeMounts", [])}
+    if "web-config" not in build.components:
+        return
+    assert "/tmp" in mounts and not mounts["/tmp"].get("readOnly")
+    volume = next(v for v in build.pod["volumes"] if v["name"] == mounts["/tmp"]["name"])
+    assert volume["emptyDir"].get("medium") == "Memory" and volume["emptyDir"].get("sizeLimit")
+
+
 def test_service_monitor_selects_the_service_and_sets_job_and_cluster(build):
     if "prometheus-operator" not in build.components:
         return

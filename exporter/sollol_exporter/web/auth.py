@@ -34,6 +34,7 @@ def credentials(header: str | None) -> tuple[str, str] | None:
 class BasicAuth:
     def __init__(self):
         self._lock = threading.Lock()  # bcrypt is CPU-bound: one at a time, as exporter-toolkit
+        self._cache_lock = threading.Lock()  # never held during a bcrypt, so cached credentials never wait for one
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
         self._decoy: bytes | None = None  # hash of a random password, checked for unknown users
 
@@ -46,25 +47,32 @@ class BasicAuth:
         user, password = pair
         hashed = users.get(user)
         known = hashed is not None
-        # The key is a digest, so the cache never holds a password in clear.
+        # The key is a digest of the whole password, so the cache never holds a password in clear.
         key = hashlib.sha256(b"\0".join((user.encode(), (hashed or "").encode(), password.encode()))).digest()
-        with self._lock:
+        with self._cache_lock:
             cached = self._cache.get(key)
-            if cached is None:
-                if known:
-                    cached = _check(password.encode(), hashed.encode())
-                else:
-                    if self._decoy is None:
-                        self._decoy = bcrypt.hashpw(os.urandom(18), bcrypt.gensalt(10))
-                    cached = _check(password.encode(), self._decoy) and False
-                self._cache[key] = cached
+        if cached is not None:
+            return cached
+        with self._lock:
+            with self._cache_lock:  # checked by another request while this one waited
+                cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            if known:
+                result = _check(password.encode(), hashed.encode())
+            else:
+                if self._decoy is None:
+                    self._decoy = bcrypt.hashpw(os.urandom(18), bcrypt.gensalt(10))
+                result = _check(password.encode(), self._decoy) and False
+            with self._cache_lock:
+                self._cache[key] = result
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
-        return cached
+        return result
 
 
 def _check(password: bytes, hashed: bytes) -> bool:
     try:
-        return bcrypt.checkpw(password, hashed)
-    except ValueError:  # longer than bcrypt's 72 bytes, or a hash bcrypt cannot read
+        return bcrypt.checkpw(password[:72], hashed)  # bcrypt reads 72 bytes; Go compares those, bcrypt 5 refuses more
+    except ValueError:  # a hash bcrypt cannot read
         return False

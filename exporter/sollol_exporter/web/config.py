@@ -6,12 +6,16 @@ Errors read `file:line: what` and never quote a secret (key, password hash).
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import yaml
+
+from sollol_exporter.config import _BoundedLoader, _Refused
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -121,11 +125,27 @@ def parse_go_duration(text: str) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
+def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most limit + 1 bytes of a regular file. Opened without blocking and checked before reading, so that a
+    FIFO, a device or a directory is refused (OSError) instead of hanging or filling memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load(path: str) -> WebConfig:
     """Read and validate a web config file; raises WebConfigError."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path)
     except OSError as err:
         raise WebConfigError(f"{path}: cannot read: {err.strerror or err}") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -136,6 +156,15 @@ def load(path: str) -> WebConfig:
         line = raw[: err.start].count(b"\n") + 1
         raise WebConfigError(f"{path}:{line}: not UTF-8 text") from None
     return _Reader(path, text).read()
+
+
+class _WebLoader(_BoundedLoader):
+    """The exporter config's bounded loader (depth, node count), refusing aliases: a web config needs none."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(self.peek_event().start_mark.line + 1, "YAML aliases are not allowed in the web config")
+        return super().compose_node(parent, index)
 
 
 class _Reader:
@@ -171,21 +200,25 @@ class _Reader:
         return WebConfig(self.path, tls, users, headers, interval, burst, tuple(notes))
 
     def _compose(self):
+        # Composed lazily within bounds (depth, nodes): a deeply nested file stops there, before PyYAML's scanner
+        # (quadratic in the nesting) or its recursive composer (RecursionError) get far.
+        loader = None
         try:
-            documents = 0
-            for event in yaml.parse(self.text, Loader=yaml.SafeLoader):
-                if isinstance(event, yaml.AliasEvent):
-                    raise self.fail(event.start_mark.line + 1, "YAML aliases are not allowed in the web config")
-                if isinstance(event, yaml.DocumentStartEvent):
-                    documents += 1
-                    if documents > 1:
-                        raise self.fail(event.start_mark.line + 1, "more than one YAML document")
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            loader = _WebLoader(self.text)  # checks every character first: may raise ReaderError
+            loader.get_event()  # stream start
+            root = None if loader.check_event(yaml.StreamEndEvent) else loader.compose_document()
+            if not loader.check_event(yaml.StreamEndEvent):
+                raise self.fail(loader.peek_event().start_mark.line + 1, "more than one YAML document")
+        except _Refused as refused:
+            raise self.fail(refused.line, refused.what) from None
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             raise self.fail(mark.line + 1 if mark else 1, f"invalid YAML: {err.problem or err.context}") from None
         except yaml.YAMLError as err:
             raise self.fail(1, f"invalid YAML: {str(err).splitlines()[0]}") from None
+        finally:
+            if loader is not None:
+                loader.dispose()
         if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
             return None
         return root

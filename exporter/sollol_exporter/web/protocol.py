@@ -72,6 +72,18 @@ def check_request_line(buffer: bytes | bytearray) -> None:
         raise BadRequest(400, "not an HTTP request")
 
 
+def first_path(buffer: bytes | bytearray) -> str:
+    """The path of the request whose head starts `buffer` (after empty lines); "" if it has none (yet)."""
+    start = len(buffer) - len(buffer.lstrip(b"\r\n"))
+    end = buffer.find(b"\n", start)
+    if end < 0:
+        return ""
+    try:
+        return _path(_request_line(bytes(buffer[start:end]).rstrip(b"\r").decode("latin-1"))[1])
+    except BadRequest:
+        return ""
+
+
 def _request_line(line: str) -> tuple[str, str, tuple[int, int]]:
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
@@ -115,7 +127,7 @@ def parse_head(head: bytes) -> Request:
         request.chunked = True
     elif "content-length" in headers:
         text = headers["content-length"]
-        if not text.isdigit() or len(text) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", text):  # not str.isdigit(): "²" is a digit to it, not to int()
             raise BadRequest(400, "invalid Content-Length")
         request.content_length = int(text)
     return request

@@ -2,13 +2,16 @@
 
 One selector thread owns every connection that is not in the middle of a request: it accepts, runs TLS handshakes
 without blocking, and watches idle keep-alive connections, closing those that stay silent too long. A connection
-that becomes readable is handed to a bounded pool of workers; when all `max_requests` workers are busy the
-request gets a quick 503 instead. So 2,000 idle connections cost 2,000 sockets, not 2,000 threads.
+that becomes readable is handed to a bounded pool of workers; when `max_requests` requests for a limited path
+(/metrics) are under way the next one gets a quick 503 instead. Other paths (health, readiness, the landing page)
+are cheap and have their own small allowance, so that slow /metrics clients never fail a liveness probe. So 2,000
+idle connections cost 2,000 sockets, not 2,000 threads.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import selectors
 import socket
@@ -32,11 +35,16 @@ WRITE_TIMEOUT = 30.0
 MAX_BODY_BYTES = 64 * 1024  # bodies up to this are read and dropped; larger ones close the connection
 LINGER_SECONDS = 0.5
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+OTHER_REQUESTS = 8  # concurrent requests for paths outside max_requests' limit
+MAX_BLANK_BYTES = 1024  # empty lines allowed before a request line; more and the connection is closed
+LIMITED_PATHS = ("/metrics",)  # as exporter-toolkit, max_requests limits only these
+# Go's answer to plain HTTP on its TLS port (net/http), so that the client learns why.
+PLAIN_HTTP_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _TLS_SETUP = Callable[[], "tuple[ssl.SSLContext, tuple[str, ...]]"]
 
 
 class Connection:
-    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed")
+    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed", "slot", "blank")
 
     def __init__(self, sock: socket.socket, peer: str, tls: bool):
         self.sock = sock
@@ -46,6 +54,8 @@ class Connection:
         self.buffer = bytearray()
         self.deadline = 0.0
         self.closed = False
+        self.slot: threading.BoundedSemaphore | None = None  # the allowance this connection's worker holds
+        self.blank = 0  # empty-line bytes dropped before the coming request line
 
     def pending(self) -> bool:
         return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
@@ -88,15 +98,18 @@ class _Pool:
 class Server:
     def __init__(self, listeners: list[socket.socket], handle: Callable[[Request], Response], *,
                  max_requests: int = 40, max_connections: int = 4096, tls: _TLS_SETUP | None = None,
-                 header_timeout: float = HEADER_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT):
+                 header_timeout: float = HEADER_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
+                 headers: Callable[[], list[tuple[str, str]]] | None = None):
         self.listeners = listeners
         self.handle = handle
         self.tls = tls
+        self.headers = headers  # extra headers for the answers given here (400, 408, 431, 503)
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max(1, max_connections)
-        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None
-        self.pool = _Pool(max_requests if max_requests > 0 else self.max_connections, "http-worker")
+        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None  # LIMITED_PATHS
+        self.other_slots = threading.BoundedSemaphore(OTHER_REQUESTS) if max_requests > 0 else None
+        self.pool = _Pool(max_requests + OTHER_REQUESTS if max_requests > 0 else self.max_connections, "http-worker")
         self.selector = selectors.DefaultSelector()
         self.idle: OrderedDict[Connection, None] = OrderedDict()  # registered with the selector, oldest first
         self.open = 0
@@ -208,6 +221,14 @@ class Server:
             self._unwatch(connection)
             self._close(connection)
             return
+        if connection.buffer[:1] in (b"\r", b"\n"):  # empty lines before a request: dropped as they come, a few only
+            blank = len(connection.buffer) - len(connection.buffer.lstrip(b"\r\n"))
+            del connection.buffer[:blank]
+            connection.blank += blank
+            if connection.blank > MAX_BLANK_BYTES:
+                self._unwatch(connection)
+                self._close(connection)
+                return
         if first_bytes and connection.buffer:
             # A new connection keeps the deadline it got at accept; a kept-alive one starts its head timer now.
             connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
@@ -242,6 +263,8 @@ class Server:
             return
         except (ssl.SSLError, OSError, ValueError) as err:
             log.debug("TLS handshake failed", extra=fields(client=connection.peer, error=str(err)[:200]))
+            if getattr(err, "reason", None) in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
+                self._answer_plain_http(connection)
             self._unwatch(connection)
             self._close(connection)
             return
@@ -256,8 +279,32 @@ class Server:
         if connection.pending():
             self._readable(connection)
 
+    def _answer_plain_http(self, connection: Connection) -> None:
+        """Plain HTTP on the TLS port: Go's 400, written beside TLS on the raw socket, without blocking."""
+        try:
+            raw = socket.socket(fileno=os.dup(connection.sock.fileno()))
+        except (OSError, ValueError):
+            return
+        with raw:
+            try:
+                raw.setblocking(False)
+                try:
+                    raw.recv(protocol.MAX_HEAD_BYTES)  # the rest of the request, so that close() sends no RST
+                except BlockingIOError:
+                    pass
+                raw.send(PLAIN_HTTP_TO_TLS)
+                raw.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _slots_for(self, buffer: bytearray) -> threading.BoundedSemaphore | None:
+        return self.slots if protocol.first_path(buffer) in LIMITED_PATHS else self.other_slots
+
     def _dispatch(self, connection: Connection) -> None:
-        if self.slots is None or self.slots.acquire(blocking=False):
+        slots = self._slots_for(connection.buffer)
+        connection.blank = 0
+        if slots is None or slots.acquire(blocking=False):
+            connection.slot = slots
             self.pool.submit(self._work, connection)
         else:
             self._reject(connection)
@@ -271,7 +318,7 @@ class Server:
                 sock.recv(protocol.MAX_HEAD_BYTES)  # what the client already sent, so that close() sends no RST
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
-            sock.send(protocol.canned(503, "too many concurrent requests, try again later", [("Retry-After", "1")]))
+            sock.send(self._canned(503, "too many concurrent requests, try again later", [("Retry-After", "1")]))
         except (OSError, ValueError):
             pass
         log.debug("request rejected: all workers busy", extra=fields(client=connection.peer))
@@ -295,6 +342,10 @@ class Server:
             except OSError:
                 self._close(connection)
                 continue
+            if self._head_ready(connection.buffer):  # a request the worker left: it needs another allowance
+                connection.deadline = time.monotonic() + self.header_timeout
+                self._dispatch(connection)
+                continue
             timeout = self.header_timeout if connection.buffer else self.idle_timeout
             self._watch(connection, time.monotonic() + timeout)
 
@@ -307,7 +358,7 @@ class Server:
             self._unwatch(connection)
             if connection.buffer and connection.handshaken:  # half a request head: say why before closing
                 try:
-                    connection.sock.send(protocol.canned(408, "request head not received in time"))
+                    connection.sock.send(self._canned(408, "request head not received in time"))
                 except (OSError, ValueError):
                     pass
             self._close(connection)
@@ -329,8 +380,9 @@ class Server:
         except Exception as err:  # never let one connection take a worker down
             log.error("connection failed", extra=fields(client=connection.peer, error=f"{type(err).__name__}: {err}"[:300]))
         finally:
-            if self.slots is not None:
-                self.slots.release()
+            if connection.slot is not None:
+                connection.slot.release()
+                connection.slot = None
         if keep and not self.stopping.is_set():
             self.returned.put(connection)
             try:
@@ -362,6 +414,8 @@ class Server:
                 connection.buffer += connection.sock.recv(65536)  # decrypted already: the selector cannot see it
             if not self._head_ready(connection.buffer):
                 return True  # the selector waits for the rest
+            if self._slots_for(connection.buffer) is not connection.slot:
+                return True  # a request under another allowance: the selector dispatches it again
             connection.deadline = time.monotonic() + self.header_timeout
 
     def _read_request(self, connection: Connection) -> Request | None:
@@ -383,13 +437,13 @@ class Server:
                     raise BadRequest(431, "request head too large")
             except BadRequest as bad:
                 log.debug("bad request", extra=fields(client=connection.peer, error=bad.message))
-                self._send_raw(connection, protocol.canned(bad.status, bad.message))
+                self._send_raw(connection, self._canned(bad.status, bad.message))
                 self._linger(connection)
                 return None
             chunk = self._recv(connection, connection.deadline)
             if chunk is None:
                 if buffer:
-                    self._send_raw(connection, protocol.canned(408, "request head not received in time"))
+                    self._send_raw(connection, self._canned(408, "request head not received in time"))
                 return None
             if not chunk:
                 return None
@@ -404,6 +458,9 @@ class Server:
         take = min(remaining, len(connection.buffer))
         del connection.buffer[:take]
         remaining -= take
+        if remaining and request.version >= (1, 1) and request.header("expect").lower() == "100-continue":
+            if not self._send_raw(connection, b"HTTP/1.1 100 Continue\r\n\r\n"):
+                return False
         while remaining > 0:
             chunk = self._recv(connection, deadline, min(remaining, 65536))
             if not chunk:
@@ -428,6 +485,8 @@ class Server:
         headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))), *response.headers]
         if not keep:
             headers.append(("Connection", "close"))
+        elif request.version < (1, 1):  # an HTTP/1.0 client closes its side only when told the connection stays
+            headers.append(("Connection", "keep-alive"))
         data = protocol.response_head(response.status, headers)
         if request.method != "HEAD":
             data += response.body
@@ -467,6 +526,13 @@ class Server:
             pass
 
     # -- shared --------------------------------------------------------------------------------------------
+
+    def _canned(self, status: int, message: str, extra: list[tuple[str, str]] = ()) -> bytes:
+        try:
+            configured = self.headers() if self.headers else []
+        except Exception:  # the answer matters more than its extra headers
+            configured = []
+        return protocol.canned(status, message, [*extra, *configured])
 
     def _close(self, connection: Connection) -> None:
         if not connection.closed:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import ssl
 import tempfile
 
-from sollol_exporter.web.config import TLSSettings, WebConfigError
+from sollol_exporter.web.config import TLSSettings, WebConfigError, read_regular
+
+MAX_FILE_BYTES = 1 << 20  # a certificate chain, a key or a CA bundle; more is not a TLS file
+SHM = "/dev/shm"  # where inline PEM goes when memfd is not available, before the temporary directory
 
 _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
              "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -15,10 +19,12 @@ _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 
 def _read(path: str, what: str, config_path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        data = read_regular(path, MAX_FILE_BYTES)
     except OSError as err:
         raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): {err.strerror or err}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): larger than {MAX_FILE_BYTES} bytes")
+    return data
 
 
 def certificate_and_key(tls: TLSSettings, config_path: str) -> tuple[bytes, bytes]:
@@ -48,8 +54,8 @@ def server_context(tls: TLSSettings, config_path: str) -> ssl.SSLContext:
             raise WebConfigError(f"{config_path}: tls_server_config.cipher_suites: none of them is available") from None
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    cert, key = certificate_and_key(tls, config_path)
-    _load_pair(context, cert, key, config_path)
+    cert, key = certificate_and_key(tls, config_path)  # checks the files: regular, readable, not huge
+    _load_pair(context, tls, cert, key, config_path)
     if tls.wants_client_cert:
         ca = client_ca(tls, config_path)
         try:
@@ -63,18 +69,57 @@ def server_context(tls: TLSSettings, config_path: str) -> ssl.SSLContext:
     return context
 
 
-def _load_pair(context: ssl.SSLContext, cert: bytes, key: bytes, config_path: str) -> None:
-    # load_cert_chain reads files only: inline PEM goes through a private temporary directory, removed at once.
-    with tempfile.TemporaryDirectory(prefix="sollol-tls-") as directory:
-        cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-        for path, data in ((cert_path, cert), (key_path, key)):
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
-                handle.write(data)
+def _load_pair(context: ssl.SSLContext, tls: TLSSettings, cert: bytes, key: bytes, config_path: str) -> None:
+    # load_cert_chain reads files only: cert_file and key_file are given to it as they are; inline PEM is staged in
+    # memory (memfd), else in /dev/shm or the temporary directory, and removed at once.
+    with contextlib.ExitStack() as staged:
+        try:
+            cert_path = tls.cert_file or staged.enter_context(_inline("cert", cert))
+            key_path = tls.key_file or staged.enter_context(_inline("key", key))
+        except OSError as err:
+            raise WebConfigError(f"{config_path}: tls_server_config: cannot stage the inline cert and key for loading "
+                                 f"(no memfd, and neither {SHM} nor {tempfile.gettempdir()} is writable): "
+                                 f"{err.strerror or err}; use cert_file and key_file, or mount a writable /tmp") from None
         try:
             context.load_cert_chain(cert_path, key_path, password=lambda: b"")
         except (ssl.SSLError, ValueError) as err:
             reason = getattr(err, "reason", None) or "certificate and key do not form a usable pair"
             raise WebConfigError(f"{config_path}: tls_server_config: failed to load the certificate and key: {reason}") from None
+        except OSError as err:  # a file replaced or removed since it was read
+            raise WebConfigError(f"{config_path}: tls_server_config: failed to load the certificate and key: {err.strerror or err}") from None
+
+
+@contextlib.contextmanager
+def _inline(name: str, data: bytes):
+    """A path holding `data`, readable by this process only, gone when the block ends."""
+    fd = None
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        try:
+            fd = os.memfd_create(f"sollol-tls-{name}", os.MFD_CLOEXEC)
+        except OSError:
+            fd = None
+    if fd is not None:
+        try:
+            _write_all(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    directory = SHM if os.path.isdir(SHM) and os.access(SHM, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="sollol-tls-", dir=directory) as staging:
+        path = os.path.join(staging, f"{name}.pem")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        yield path
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def peer_sans(certificate: dict) -> set[str]:
