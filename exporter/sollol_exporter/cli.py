@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
                    help="enable POST /-/reload, which reloads the config files as SIGHUP does (for config-reloader "
                         "sidecars); without it the endpoint answers 403 (default: off)")
     p.add_argument("--web.max-requests", dest="max_requests", type=_non_negative, default=40,
-                   help="maximum concurrent requests; more get 503 at once; 0 for no limit (default 40)")
+                   help="maximum concurrent /metrics requests; more get 503 at once; other paths have their own "
+                        "allowance of 8; 0 for no limit (default 40)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
     p.add_argument("--version", action="version", version=f"sollol-exporter {__version__}")
