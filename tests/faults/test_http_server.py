@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.support.collect import base_config
-from tests.support.net import free_port, stop_process, wait_for
+from tests.support.net import exchange, free_port, stop_process, wait_for
 from tests.support.replay import ReplayServer, Route
 
 LOOP = "127.0.0.1"
@@ -23,21 +23,6 @@ LOOP = "127.0.0.1"
 @pytest.fixture
 def exporter(start_exporter, redis_db):
     return start_exporter(base_config(redis_db.url, ollama={"discover": False}))
-
-
-def exchange(port: int, data: bytes, wait: float = 3.0, family=socket.AF_INET, host=LOOP) -> bytes:
-    """Send raw bytes, then read until the server closes or `wait` seconds pass without data."""
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(wait)
-        sock.connect((host, port))
-        sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return received
 
 
 def threads_of(pid: int) -> int:

@@ -17,6 +17,7 @@ import yaml
 from sollol_exporter.web.protocol import Response
 from sollol_exporter.web.server import Server
 from tests.support.tls import make_certificates, tls_section
+from tests.support.net import exchange
 
 LOOP = "127.0.0.1"
 BIG = b"x" * (48 << 20)  # more than loopback's socket buffers hold: a client that never reads holds the worker
@@ -46,18 +47,6 @@ def serve():
     for server in started:
         server.shutdown()
         server.server_close()
-
-
-def exchange(port: int, data: bytes, wait: float = 3.0) -> bytes:
-    with socket.create_connection((LOOP, port), timeout=wait) as sock:
-        sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return received
 
 
 def read_head(sock: socket.socket) -> bytes:

@@ -64,3 +64,18 @@ def stop_process(process, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def exchange(port: int, data: bytes, wait: float = 3.0, family=socket.AF_INET, host: str = "127.0.0.1") -> bytes:
+    """Send raw bytes, then read until the server closes or `wait` seconds pass without data."""
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(wait)
+        sock.connect((host, port))
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return received
