@@ -138,6 +138,8 @@ def test_a_fully_populated_scrape_is_promtool_clean(start_exporter, redis_db, ol
 
     from tests.fixtures.llamacpp_metrics import CURRENT
     from tests.fixtures.sollol import GPU, RPC_NODE, VARIANT_A, fresh, routing_event
+    from tests.support.net import wait_for
+    from tests.support.sollol_events import OLLAMA_CHANNEL, RPC_CHANNEL, ollama_error, ollama_response, rpc_event
 
     coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route(CURRENT, content_type="text/plain"),
                                 "/props": Route({"build_info": "b10587-3f545becc", "total_slots": 1, "is_sleeping": False})})
@@ -151,11 +153,22 @@ def test_a_fully_populated_scrape_is_promtool_clean(start_exporter, redis_db, ol
                                               dashboard={"enabled": True, "url": dashboard.url}))
         exporter.scrape()
         redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
+        wait_for(lambda: value(exporter.scrape(), "sollol_events_subscribed") == 1, 10, what="subscribed")
+        for message in (ollama_response("10.0.0.5:11434", "m", 700.0), ollama_error("10.0.0.5:11434", "m", "HTTP 500")):
+            redis_db.client.publish(OLLAMA_CHANNEL, message)
+        for message in (rpc_event("rpc_response", coordinator.address, model="m", latency_ms=900.0, completion_tokens=5),
+                        rpc_event("coordinator_start", coordinator.address, coordinator=coordinator.address),
+                        rpc_event("rpc_backend_connect", coordinator.address, rpc_backends=2, total_configured=3)):
+            redis_db.client.publish(RPC_CHANNEL, message)
+        wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="rpc") == 3, 10, what="events counted")
         reply = exporter.scrape_text()
         samples = parse(reply.text)
         for family in ("sollol_coordinator_speculative_accepted_tokens_by_position_total", "sollol_gpu_memory_free_bytes",
                        "sollol_rpc_node_registered", "sollol_routing_events_total", "sollol_ollama_model_vram_bytes",
-                       "sollol_application_up", "sollol_router_latency_seconds", "sollol_coordinator_build_info"):
+                       "sollol_application_up", "sollol_router_latency_seconds", "sollol_coordinator_build_info",
+                       "sollol_request_duration_seconds_bucket", "sollol_request_errors_total",
+                       "sollol_coordinator_request_duration_seconds_bucket", "sollol_coordinator_lifecycle_events_total",
+                       "sollol_coordinator_rpc_backends_configured"):
             assert any(name == family for name, _ in samples), family
         lint = subprocess.run(["promtool", "check", "metrics"], input=reply.text, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr

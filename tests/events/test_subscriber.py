@@ -11,19 +11,17 @@ from tests.support.collect import base_config
 from tests.support.exporter import series, value
 from tests.support.net import stop_process, wait_for
 from tests.support.redis_server import RedisServer
-
-OLLAMA = "sollol:dashboard:ollama:activity"
-RPC = "sollol:dashboard:rpc:activity"
+from tests.support.sollol_events import OLLAMA_CHANNEL as OLLAMA
+from tests.support.sollol_events import RPC_CHANNEL as RPC
+from tests.support.sollol_events import ollama_error, ollama_response
 
 
 def response(node="10.0.0.5:11434", model="llama3.2:3b", latency_ms=842.1, operation="chat"):
-    return json.dumps({"timestamp": 1731600001.52, "backend": node, "event_type": "ollama_response", "severity": "info",
-                       "details": {"model": model, "latency_ms": latency_ms, "status_code": 200, "operation": operation}})
+    return ollama_response(node, model, latency_ms, operation)
 
 
 def error(node="10.0.0.5:11434", model="llama3.2:3b", message="HTTP 500"):
-    return json.dumps({"timestamp": 1731600001.52, "backend": node, "event_type": "ollama_error", "severity": "error",
-                       "details": {"model": model, "error": message, "latency_ms": 3.0}})
+    return ollama_error(node, model, message)
 
 
 def requests_of(samples, outcome, node="10.0.0.5:11434", model="llama3.2:3b", operation="chat"):
