@@ -47,6 +47,11 @@ _DURATION = re.compile(
 MAX_DURATION = (2**63 - 1) / 1e9  # Prometheus durations are int64 nanoseconds: about 292 years
 
 
+def internal(default: Any) -> Any:
+    """A field set by the exporter itself (from the command line or from what the file names), never from YAML."""
+    return field(default=default, metadata={"internal": True})
+
+
 def duration(default: float) -> Any:
     """A field holding seconds, written as a number or a Prometheus duration ("500ms", "2s", "1m30s", "1d")."""
     return field(default=default, metadata={"duration": True})
@@ -154,6 +159,10 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    # Parts the config file itself names ("redis", "coordinators", "dashboard"): those are expected from the start.
+    declared: frozenset[str] = internal(frozenset())
+    # Collectors turned off with --no-collector.<name>: neither read nor rendered.
+    disabled_collectors: frozenset[str] = internal(frozenset())
 
 
 def parse_duration(value: Any) -> float:
@@ -225,7 +234,20 @@ def _load(path: str | None, env: typing.Mapping[str, str], where: str) -> Config
     _register_secrets(merged, (), source)
     config = _build(Config, merged, (), source)
     _check(config, source)
-    return config
+    return dataclasses.replace(config, declared=declared_parts(raw, config))
+
+
+def declared_parts(raw: dict[str, Any], config: Config) -> frozenset[str]:
+    """The optional parts the file itself names. SOLLOL_* variables and defaults do not count: compose sets them for
+    everyone, so they say where a part would be, not that it exists."""
+    parts = set()
+    if isinstance(raw.get("redis"), dict) and "url" in raw["redis"]:
+        parts.add("redis")
+    if "coordinators" in raw:
+        parts.add("coordinators")
+    if isinstance(raw.get("dashboard"), dict) and config.dashboard.enabled:
+        parts.add("dashboard")
+    return frozenset(parts)
 
 
 def _read_text(path: str, where: str) -> str:
@@ -447,7 +469,7 @@ def _build(cls: type, value: Any, path: tuple, source: _Source) -> Any:
     if not isinstance(value, dict):
         _fail(source, path, f"expected a mapping, got {type(value).__name__}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in value:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
@@ -624,4 +646,8 @@ def coordinator_label(coordinator: CoordinatorConfig) -> str:
 
 def summary(config: Config) -> dict[str, Any]:
     """The config as a dict for the landing page: keys masked, and user information and secret parameters of URLs."""
-    return redact.mapping(dataclasses.asdict(config))
+    shown = dataclasses.asdict(config)
+    for spec in dataclasses.fields(config):
+        if spec.metadata.get("internal"):
+            del shown[spec.name]
+    return redact.mapping(shown)
