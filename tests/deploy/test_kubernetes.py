@@ -101,16 +101,28 @@ def kustomize(directory: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def combination(tmp: Path, components: tuple[str, ...]) -> list[dict]:
-    """A user's kustomization: the base plus these components (paths relative: kustomize refuses absolute ones)."""
+def combination(tmp: Path, components: tuple[str, ...], **fields) -> list[dict]:
+    """A user's kustomization: the base plus these components (paths relative: kustomize refuses absolute ones),
+    plus any other kustomization fields."""
     relative = lambda target: os.path.relpath(target, tmp)  # noqa: E731
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": NAMESPACE,
         "resources": [relative(KUBE / "base")],
         "components": [relative(KUBE / "components" / name) for name in components],
+        **fields,
     }))
     return kustomize(tmp)
+
+
+CLUSTER_SOURCE = "sollol-exporter-cluster"  # the base's local-config ConfigMap holding the cluster label's value
+
+
+def cluster_literals(kustomization: Path) -> list[str]:
+    """The `cluster=` values a kustomization's own generators set for the cluster label."""
+    generators = yaml.safe_load(kustomization.read_text()).get("configMapGenerator", [])
+    return [literal.split("=", 1)[1] for g in generators if g["name"] == CLUSTER_SOURCE
+            for literal in g.get("literals", []) if literal.startswith("cluster=")]
 
 
 CASES = {
@@ -209,6 +221,16 @@ def test_exporter_runs_as_non_root(build):
     assert build.one("Deployment")["spec"]["replicas"] == 1
 
 
+def test_an_update_never_runs_two_exporters(build):
+    """Recreate: a rolling update would start the new exporter beside the old, two readers of llama-server's /metrics."""
+    assert build.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_cluster_label_source_is_never_applied(build):
+    assert build.named("ConfigMap", CLUSTER_SOURCE) is None
+    assert not any("config.kubernetes.io/local-config" in o["metadata"].get("annotations", {}) for o in build.objects)
+
+
 def test_config_file_flag_exactly_with_its_component_and_mounted_where_it_points(build, tmp_path):
     path = build.flag(CONFIG_FLAG)
     assert (path is not None) == ("config-file" in build.components)
@@ -266,7 +288,9 @@ def test_service_monitor_selects_the_service_and_sets_job_and_cluster(build):
     assert service["metadata"]["labels"][spec["jobLabel"]] == "sollol"  # the alert rules look for job="sollol"
     (endpoint,) = spec["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
-    assert {"targetLabel": "cluster", "replacement": "sollol"} in endpoint["relabelings"]
+    (cluster,) = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "cluster"]
+    expected = cluster_literals(KUBE / "overlays" / "example" / "kustomization.yaml") if build.name == "example" else ["sollol"]
+    assert cluster == {"targetLabel": "cluster", "replacement": expected[0]}
     if "web-config" not in build.components:
         assert "scheme" not in endpoint and "basicAuth" not in endpoint
         return
@@ -293,6 +317,37 @@ def test_dashboards_are_labelled_config_maps_with_the_same_json(build):
     files = {p.name: json.loads(p.read_text()) for p in (ROOT / "grafana" / "dashboards").glob("*.json")}
     shipped = {name: json.loads(text) for m in maps for name, text in m["data"].items()}
     assert shipped == files
+
+
+# -- the cluster label: one value, one place -----------------------------------------------------------------------
+
+
+def test_the_cluster_label_value_lives_in_the_base_only():
+    assert cluster_literals(KUBE / "base" / "kustomization.yaml") == ["sollol"]
+    for path in sorted((KUBE / "components").rglob("*.yaml")):
+        if path.name in {"prometheusrule.yaml", "grafana-dashboards.yaml"}:
+            continue
+        for document in yaml.safe_load_all(path.read_text()):
+            for endpoint in ((document or {}).get("spec") or {}).get("endpoints", []):
+                for relabeling in endpoint.get("relabelings", []):
+                    if relabeling.get("targetLabel") == "cluster":
+                        assert "replacement" not in relabeling, f"{path}: the value belongs in the base"
+    assert not any(cluster_literals(path) for path in (KUBE / "components").rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("components", [("prometheus-operator",), COMPONENTS], ids=["operator", "all"])
+def test_an_overlay_changes_the_cluster_label_in_one_place(tmp_path, components):
+    override = {"name": CLUSTER_SOURCE, "behavior": "merge", "literals": ["cluster=prod-eu"]}
+    objects = combination(tmp_path, components, configMapGenerator=[override])
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert [r for r in endpoint["relabelings"] if r["targetLabel"] == "cluster"] == [
+        {"targetLabel": "cluster", "replacement": "prod-eu"}]
+    assert not any(o["metadata"]["name"] == CLUSTER_SOURCE for o in objects)
+
+
+def test_the_example_sets_its_own_cluster_label():
+    assert cluster_literals(KUBE / "overlays" / "example" / "kustomization.yaml") not in ([], ["sollol"])
 
 
 # -- the shipped placeholders and the example ----------------------------------------------------------------------
