@@ -63,3 +63,79 @@ def test_lifecycle_flag_is_off_by_default():
 
     assert parser().parse_args([]).enable_lifecycle is False
     assert parser().parse_args(["--web.enable-lifecycle"]).enable_lifecycle is True
+
+
+ROOT = Path(__file__).resolve().parent.parent
+VALID = str(FIXTURES / "valid" / "full.yml")
+
+
+def git_head() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_version_names_the_revision_of_the_checkout_it_runs_from():
+    from sollol_exporter import __version__
+
+    before = git_head()
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in {f"sollol-exporter {__version__} (revision {head})" for head in (before, git_head())}
+
+
+def test_help_lists_a_flag_pair_for_every_collector_but_the_exporters_own():
+    from sollol_exporter.collectors import OPTIONAL, build_collectors
+    from sollol_exporter.config import Config
+
+    built = [c.name for c in build_collectors(Config())]  # the defaults: dashboard and events on, so every collector
+    assert built[-1] == "exporter" and set(built[:-1]) == set(OPTIONAL)
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    for name in OPTIONAL:
+        assert f"--collector.{name}, --no-collector.{name}" in result.stdout, name
+    assert "--collector.exporter" not in result.stdout
+    assert run("--no-collector.exporter", "--config.check").returncode == 2
+
+
+def test_collector_flags_name_the_disabled_set_last_flag_winning():
+    from sollol_exporter.cli import disabled_collectors, parser
+
+    assert disabled_collectors(parser().parse_args([])) == frozenset()
+    args = parser().parse_args(["--no-collector.gpu", "--no-collector.events", "--collector.events", "--no-collector.rpc_backends"])
+    assert disabled_collectors(args) == {"gpu", "rpc_backends"}
+
+
+def test_disabled_collectors_are_dropped_from_build_collectors():
+    import dataclasses
+
+    from sollol_exporter.collectors import build_collectors
+    from sollol_exporter.config import Config
+
+    collectors = build_collectors(dataclasses.replace(Config(), disabled_collectors=frozenset({"gpu", "ollama"})))
+    names = [c.name for c in collectors]
+    assert "gpu" not in names and "ollama" not in names and "redis" in names
+    assert collectors[-1].collector_names == names[:-1]  # nor listed in sollol_exporter_collector_success
+
+
+def test_config_check_is_unchanged_by_the_collector_flags():
+    result = run("--config.file", VALID, "--no-collector.redis", "--no-collector.coordinator", "--config.check")
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+    result = run("--config.file", str(FIXTURES / "invalid" / "unknown_key.yml"), "--no-collector.redis", "--config.check")
+    assert result.returncode == 2 and "unknown key" in result.stderr
+
+
+def test_telemetry_path_is_checked():
+    for bad, says in (("metrics", "must start with /"), ("/", "served by the exporter itself"),
+                      ("/-/healthy", "served by the exporter itself"), ("/-/ready", "served by the exporter itself"),
+                      ("/-/reload", "served by the exporter itself"), ("/a b", "not a URL path"),
+                      ("/m?x=1", "not a URL path"), ("/m#top", "not a URL path"), ("/" + "m" * 300, "not a URL path")):
+        result = run("--web.telemetry-path", bad, "--config.check")
+        assert result.returncode == 2 and "--web.telemetry-path" in result.stderr and says in result.stderr, (bad, result.stderr)
+    assert run("--web.telemetry-path", "/exporter/metrics", "--config.file", VALID, "--config.check").returncode == 0
+
+
+def test_telemetry_path_and_exporter_metrics_defaults():
+    from sollol_exporter.cli import parser
+
+    args = parser().parse_args([])
+    assert args.telemetry_path == "/metrics" and args.disable_exporter_metrics is False
+    assert parser().parse_args(["--web.disable-exporter-metrics"]).disable_exporter_metrics is True

@@ -5,12 +5,13 @@ import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.collect import base_config
-from tests.support.exporter import parse, value
+from tests.support.exporter import parse, series, value
 from tests.support.replay import ReplayServer, Route
 
 
@@ -19,13 +20,23 @@ def exporter(start_exporter, redis_db):
     return start_exporter(base_config(redis_db.url, ollama={"discover": False}))
 
 
-def test_metrics_is_valid_prometheus_text_and_promtool_clean(exporter):
+def git_head() -> str:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_metrics_is_valid_prometheus_text_and_promtool_clean(start_exporter, redis_db):
+    before = git_head()  # the exporter runs from this checkout: its revision is HEAD (read twice: others commit)
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}))
     reply = exporter.scrape_text()
     assert reply.status_code == 200
     assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = parse(reply.text)
     version = __import__("sollol_exporter").__version__
-    assert value(samples, "sollol_exporter_build_info", version=version, python_version=__import__("platform").python_version()) == 1
+    (labels,) = series(samples, "sollol_exporter_build_info")
+    labels = dict(labels)
+    assert labels["version"] == version and labels["python_version"] == __import__("platform").python_version()
+    assert labels["revision"] in (before, git_head()) and set(labels) == {"version", "revision", "python_version"}
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed (the test command installs it with apt)")
@@ -376,3 +387,185 @@ def test_reload_endpoint_is_behind_basic_auth_and_reloads_the_web_config_too(sec
     reply = requests.post(url, auth=("alice", "one"), timeout=10)
     assert reply.status_code == 500 and "not-a-hash" not in reply.text
     assert exporter.get("/-/healthy", auth=("alice", "one")).status_code == 200  # the previous web config serves
+
+
+# -- flags Prometheus users know: --web.telemetry-path, --web.disable-exporter-metrics, --[no-]collector.<name> ------
+
+RUNTIME_PREFIXES = ("process_", "python_gc_", "python_info")
+
+
+def family_names(samples) -> set[str]:
+    return {name for name, _ in samples}
+
+
+def test_telemetry_path_moves_the_metrics_and_the_landing_page_links_there(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}),
+                              extra_args=("--web.telemetry-path", "/sollol/metrics"))
+    moved = requests.get(exporter.url + "/sollol/metrics", timeout=30)
+    assert moved.status_code == 200 and value(parse(moved.text), "sollol_redis_up") == 1
+    assert requests.get(exporter.url + "/metrics", timeout=10).status_code == 404
+    assert requests.get(exporter.url + "/sollol/metrics?x=1", timeout=30).status_code == 200  # the query is not the path
+    page = requests.get(exporter.url + "/", timeout=10).text
+    assert 'href="/sollol/metrics"' in page and 'href="/metrics"' not in page
+    assert requests.get(exporter.url + "/-/healthy", timeout=10).status_code == 200
+
+
+def test_max_requests_limits_the_moved_telemetry_path(start_exporter, redis_db):
+    slow = ReplayServer({"/health": Route({"status": "ok"}, delay=1.5)})
+    try:
+        exporter = start_exporter(base_config(redis_db.url, coordinators=[{"url": slow.url, "name": "slow", "timeout": "5s"}],
+                                              ollama={"discover": False}),
+                                  extra_args=("--web.telemetry-path", "/m", "--web.max-requests", "1"))
+        statuses = []
+
+        def scrape():
+            statuses.append(requests.get(exporter.url + "/m", timeout=20).status_code)
+
+        threads = [threading.Thread(target=scrape) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.1)
+        for thread in threads:
+            thread.join(30)
+        assert sorted(statuses)[0] == 200 and 503 in statuses, statuses
+        assert requests.get(exporter.url + "/-/healthy", timeout=10).status_code == 200
+    finally:
+        slow.stop()
+
+
+def test_disable_exporter_metrics_leaves_out_the_process_metrics_only(start_exporter, redis_db):
+    config = base_config(redis_db.url, ollama={"discover": False})
+    default = family_names(start_exporter(config).scrape())
+    for prefix in RUNTIME_PREFIXES:
+        assert any(name.startswith(prefix) for name in default), prefix  # they are there by default, so the flag matters
+    trimmed = family_names(start_exporter(config, extra_args=("--web.disable-exporter-metrics",)).scrape())
+    assert not [name for name in trimmed if name.startswith(RUNTIME_PREFIXES)], trimmed
+    for kept in ("sollol_exporter_build_info", "sollol_exporter_collector_success", "sollol_exporter_scrape_timeout_seconds",
+                 "sollol_exporter_config_last_reload_successful", "sollol_redis_up"):
+        assert kept in trimmed, kept
+
+
+def test_disabled_collectors_are_neither_rendered_nor_listed_also_after_a_reload(start_exporter, redis_db, ollama):
+    import json
+
+    from tests.fixtures.sollol import GPU
+
+    redis_db.client.set("sollol:gpu:10.0.0.5:11434", json.dumps(dict(GPU, timestamp=time.time())))
+    config = base_config(redis_db.url, ollama={"discover": False, "nodes": [ollama.address]})
+    enabled = start_exporter(config).scrape()
+    assert value(enabled, "sollol_exporter_collector_success", collector="gpu") == 1
+    assert any(name.startswith("sollol_gpu_") for name in family_names(enabled))
+    assert any(name.startswith("sollol_ollama_") for name in family_names(enabled))
+
+    off = ("gpu", "ollama", "routing")
+    exporter = start_exporter(config, extra_args=(*[f"--no-collector.{name}" for name in off], "--web.enable-lifecycle"))
+
+    def check(samples):
+        names = family_names(samples)
+        for prefix in ("sollol_gpu_", "sollol_ollama_", "sollol_routing_"):
+            assert not [name for name in names if name.startswith(prefix)], prefix
+        listed = {dict(labels)["collector"] for labels in series(samples, "sollol_exporter_collector_success")}
+        assert listed and not listed & set(off), listed
+        assert {"redis", "metadata", "rpc_nodes", "coordinator", "rpc_backends", "events"} <= listed, listed
+        for family in ("sollol_exporter_collector_duration_seconds", "sollol_exporter_invalid_entries", "sollol_exporter_dropped_entries"):
+            assert not {dict(labels)["collector"] for labels in series(samples, family)} & set(off), family
+        assert value(samples, "sollol_redis_up") == 1
+
+    check(exporter.scrape())
+    page = requests.get(exporter.url + "/", timeout=10).text
+    assert "Collectors turned off: gpu, ollama, routing." in page
+    exporter.write_config(base_config(redis_db.url, ollama={"discover": False, "nodes": [ollama.address]}, scrape={"timeout": "9s"}))
+    assert requests.post(exporter.url + "/-/reload", timeout=10).status_code == 200
+    check(exporter.scrape())  # a reload keeps the command line's choice
+    exporter.reload()  # SIGHUP too
+    wait_for_log(exporter, "config reloaded", 2)
+    check(exporter.scrape())
+
+
+def wait_for_log(exporter, text: str, count: int) -> None:
+    from tests.support.net import wait_for
+
+    wait_for(lambda: exporter.read_log().count(text) >= count, 10, what=f"{count} x {text!r} in the log")
+
+
+# -- the landing page says what to set for a part it did not find --------------------------------------------------
+
+HINTS = {
+    "redis": "Redis: nothing answers at",
+    "coordinator": "llama.cpp coordinator: nothing answers at",
+    "workers": "RPC workers: none found",
+    "ollama": "Ollama nodes: none found",
+    "dashboard": "SOLLOL dashboard: nothing answers at",
+}
+
+
+def hints_on(exporter) -> list[str]:
+    import html
+    import re
+
+    page = requests.get(exporter.url + "/", timeout=10).text
+    found = re.search(r'<ul id="setup-hints">(.*?)</ul>', page, re.S)
+    return [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", found.group(1))] if found else []
+
+
+def test_landing_page_says_what_to_set_when_nothing_is_found(start_exporter, redis_db):
+    from tests.support.net import free_port
+
+    closed = free_port()  # bound and released: nothing listens there
+    exporter = start_exporter(base_config(
+        f"redis://:hunter2-secret@127.0.0.1:{closed}/0",
+        coordinators=[{"url": f"http://127.0.0.1:{closed}", "name": "main", "timeout": "1s"}],
+        dashboard={"enabled": True, "url": f"http://127.0.0.1:{closed}/?a=1&b=2", "timeout": "1s"},
+    ))
+    assert hints_on(exporter) == []  # nothing is known before the first scrape
+    exporter.scrape()
+    lines = hints_on(exporter)
+    by = {key: [line for line in lines if line.startswith(start)] for key, start in HINTS.items()}
+    assert len(lines) == len(HINTS) and all(len(found) == 1 for found in by.values()), lines  # one line per part
+    by = {key: found[0] for key, found in by.items()}
+    assert f"127.0.0.1:{closed}" in by["redis"] and "SOLLOL_REDIS_URL" in by["redis"] and "redis.url" in by["redis"]
+    assert "--config.file" in by["redis"]
+    assert f"http://127.0.0.1:{closed}" in by["coordinator"]
+    assert "SOLLOL_COORDINATOR_HOST" in by["coordinator"] and "SOLLOL_COORDINATOR_PORT" in by["coordinator"]
+    assert "coordinators:" in by["coordinator"]
+    assert "sollol:rpc:node:" in by["workers"] and "rpc_backends.static" in by["workers"]
+    assert "sollol:router:metadata" in by["ollama"] and "ollama.nodes" in by["ollama"]
+    assert "SOLLOL_DASHBOARD_HOST" in by["dashboard"] and "dashboard.url" in by["dashboard"]
+    assert "dashboard.enabled: false" in by["dashboard"] and "?a=1&b=2" in by["dashboard"]
+    page = requests.get(exporter.url + "/", timeout=10).text
+    assert "hunter2" not in page and "<secret>" in "".join(lines)
+    assert "&b=2" not in page and "&amp;b=2" in page  # escaped
+
+
+def test_landing_page_lines_go_for_the_parts_that_are_found(start_exporter, redis_db, ollama, dashboard):
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route("", content_type="text/plain"),
+                                "/props": Route({"build_info": "b4748-c392e5094", "total_slots": 1})})
+    try:
+        config = base_config(redis_db.url, ollama={"discover": False})
+        exporter = start_exporter(config, extra_args=("--web.enable-lifecycle",))
+        exporter.scrape()
+        lines = hints_on(exporter)
+        assert [line for line in lines if line.startswith(HINTS["workers"])]
+        assert [line for line in lines if line.startswith(HINTS["ollama"])]
+        assert "discovery is off (ollama.discover)" in "".join(lines)
+        assert not [line for line in lines if line.startswith(HINTS["redis"])]  # Redis answers
+        # coordinators: [] and dashboard.enabled: false are choices, not something missing
+        assert not [line for line in lines if line.startswith((HINTS["coordinator"], HINTS["dashboard"]))]
+
+        exporter.write_config(base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "main"}],
+                                          rpc_backends={"static": [{"address": "127.0.0.1:9"}]},
+                                          ollama={"discover": False, "nodes": [ollama.address]},
+                                          dashboard={"enabled": True, "url": dashboard.url}))
+        assert requests.post(exporter.url + "/-/reload", timeout=10).status_code == 200
+        exporter.scrape()
+        assert hints_on(exporter) == []
+        assert "Not found" not in requests.get(exporter.url + "/", timeout=10).text
+    finally:
+        coordinator.stop()
+
+
+def test_landing_page_has_no_line_for_a_turned_off_collector(start_exporter, redis_db):
+    exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}),
+                              extra_args=("--no-collector.ollama", "--no-collector.rpc_backends"))
+    exporter.scrape()
+    assert hints_on(exporter) == []

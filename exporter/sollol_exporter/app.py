@@ -18,6 +18,7 @@ from sollol_exporter.cluster import ClusterState
 from sollol_exporter.config import Config, summary
 from sollol_exporter.logs import fields
 from sollol_exporter.scrape import Scraper
+from sollol_exporter.setup_hints import setup_hints
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,13 @@ class TargetRow:
 
 
 class State:
-    def __init__(self, config: Config, config_path: str | None):
+    """`exporter_metrics`: include the process's own runtime metrics (process_*, python_gc_*, python_info);
+    --web.disable-exporter-metrics turns them off."""
+
+    def __init__(self, config: Config, config_path: str | None, exporter_metrics: bool = True):
         self.config = config
         self.config_path = config_path
+        self.exporter_metrics = exporter_metrics
         self.cluster = ClusterState(config.metadata.retention, config.metadata.stats_max_age)
         self.scraper = Scraper(config, self.cluster)
         self.reload_ok = 1.0
@@ -80,7 +85,7 @@ class State:
             "sollol_exporter_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.", value=self.reload_time
         )
         own = []
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR) if self.exporter_metrics else ():
             try:
                 own.extend(collector.collect())
             except Exception:  # process metrics are a bonus; never fail a scrape for them
@@ -90,6 +95,12 @@ class State:
     def config_summary(self) -> dict:
         """The config in force, secrets masked, for the landing page."""
         return summary(self.config)
+
+    def setup_hints(self) -> list[str]:
+        """What to set for each part the last scrape did not find, for the landing page; empty before a scrape."""
+        with self.lock:
+            scraper = self.scraper
+        return setup_hints(scraper.last, scraper.config)
 
     def target_rows(self) -> list[TargetRow]:
         """The last probe of every target, for the landing page; empty before the first scrape."""

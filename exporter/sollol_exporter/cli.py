@@ -4,6 +4,7 @@ config, SIGTERM stops cleanly; `sollol-exporter agent` is the per-host gRPC heal
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import resource
 import signal
@@ -12,7 +13,9 @@ import threading
 
 from sollol_exporter import __version__, agent, config, logs
 from sollol_exporter.app import State
-from sollol_exporter.http import serve
+from sollol_exporter.build import revision
+from sollol_exporter.collectors import OPTIONAL as OPTIONAL_COLLECTORS
+from sollol_exporter.http import DEFAULT_TELEMETRY_PATH, check_telemetry_path, serve
 from sollol_exporter.web.config import WebConfigError
 from sollol_exporter.web.watch import WebConfigWatcher
 
@@ -25,6 +28,7 @@ commands:
                         host it runs on; start one per worker host (sollol-exporter agent --help)
 
 SIGHUP reloads --config.file and --web.config.file; so does POST /-/reload with --web.enable-lifecycle.
+A collector turned off is neither read nor reported; --config.check checks the files whatever the collectors.
 """
 
 
@@ -43,13 +47,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
                    help="enable POST /-/reload, which reloads the config files as SIGHUP does (for config-reloader "
                         "sidecars); without it the endpoint answers 403 (default: off)")
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", type=_telemetry_path, metavar="PATH",
+                   default=DEFAULT_TELEMETRY_PATH, help=f"path to serve the metrics on (default {DEFAULT_TELEMETRY_PATH})")
     p.add_argument("--web.max-requests", dest="max_requests", type=_non_negative, default=40,
-                   help="maximum concurrent /metrics requests; more get 503 at once; other paths have their own "
-                        "allowance of 8; 0 for no limit (default 40)")
+                   help="maximum concurrent requests for the metrics (--web.telemetry-path); more get 503 at once; "
+                        "other paths have their own allowance of 8; 0 for no limit (default 40)")
+    p.add_argument("--web.disable-exporter-metrics", dest="disable_exporter_metrics", action="store_true",
+                   help="leave out the exporter process's own metrics (process_*, python_gc_*, python_info); "
+                        "the sollol_exporter_* metrics stay (default: off)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
-    p.add_argument("--version", action="version", version=f"sollol-exporter {__version__}")
+    p.add_argument("--version", action="version", version=version_text())
+    collectors = p.add_argument_group("collectors", "Every collector is on unless turned off with --no-collector.<name>;\n"
+                                                    "the exporter's own (sollol_exporter_*) is always on.")
+    for name, what in OPTIONAL_COLLECTORS.items():
+        # default None, not True: BooleanOptionalAction would append "(default: True)" to the help
+        collectors.add_argument(f"--collector.{name}", dest=_collector_dest(name), action=argparse.BooleanOptionalAction,
+                                default=None, help=what)
     return p
+
+
+def version_text() -> str:
+    return f"sollol-exporter {__version__} (revision {revision()})"
+
+
+def _collector_dest(name: str) -> str:
+    return f"collector_{name}"
+
+
+def disabled_collectors(args: argparse.Namespace) -> frozenset[str]:
+    """The collectors turned off with --no-collector.<name> (the last of --collector.x / --no-collector.x wins)."""
+    return frozenset(name for name in OPTIONAL_COLLECTORS if getattr(args, _collector_dest(name)) is False)
+
+
+def _telemetry_path(text: str) -> str:
+    try:
+        return check_telemetry_path(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _non_negative(text: str) -> int:
@@ -128,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_agent(argv[1:])
     args = parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
+    disabled = disabled_collectors(args)
+
+    def load(path: str | None) -> config.Config:
+        """The config file, plus what the command line says about it (at start and on every reload)."""
+        return dataclasses.replace(config.load(path), disabled_collectors=disabled)
+
     try:
-        loaded = config.load(args.config_file)
+        loaded = load(args.config_file)
     except config.ConfigError as err:
         log.error("invalid configuration", extra=logs.fields(error=str(err)))
         print(f"sollol-exporter: {err}", file=sys.stderr)
@@ -140,20 +181,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{', '.join(checked)}: OK")
         return 0
     max_connections = max(64, min(16384, _raise_open_files_limit() - 128))
-    state = State(loaded, args.config_file)
+    state = State(loaded, args.config_file, exporter_metrics=not args.disable_exporter_metrics)
     reloading = threading.Lock()  # SIGHUP and /-/reload one at a time
 
     def reload(*_) -> bool:
         """Both files again; True when both loaded (a failed one keeps its previous version)."""
         with reloading:
-            ok = state.reload(config.load)
+            ok = state.reload(load)
             if web is not None:
                 ok = web.reload() and ok
             return ok
 
     try:
         server = serve(state, args.listen, web, max_requests=args.max_requests, max_connections=max_connections,
-                       reload=reload if args.enable_lifecycle else None)
+                       reload=reload if args.enable_lifecycle else None, telemetry_path=args.telemetry_path)
     except (OSError, ValueError) as err:
         log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
         return 1
@@ -164,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    log.info("listening", extra=logs.fields(address=args.listen, version=__version__, config=args.config_file or "(defaults)",
+    log.info("listening", extra=logs.fields(address=args.listen, version=__version__, revision=revision(),
+                                            config=args.config_file or "(defaults)", telemetry_path=args.telemetry_path,
+                                            disabled_collectors=",".join(sorted(disabled)) or "none",
                                             tls=bool(web and web.tls), basic_auth=bool(web and web.loaded.config.users),
                                             lifecycle=args.enable_lifecycle))
     stop.wait()

@@ -1,5 +1,6 @@
-"""The web endpoint: /metrics, a landing page, /-/healthy, /-/ready and (opt-in) POST /-/reload, behind the optional
-web config (TLS, basic auth, extra headers). Thin: collection lives in scrape.py, the HTTP machinery in web/."""
+"""The web endpoint: the metrics (/metrics, or --web.telemetry-path), a landing page, /-/healthy, /-/ready and
+(opt-in) POST /-/reload, behind the optional web config (TLS, basic auth, extra headers). Thin: collection lives in
+scrape.py, the HTTP machinery in web/."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import html
 import json
 import logging
 import math
+import re
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ from prometheus_client.exposition import choose_encoder
 
 from sollol_exporter import __version__
 from sollol_exporter.app import State
+from sollol_exporter.build import revision
 from sollol_exporter.config import Config
 from sollol_exporter.web import protocol
 from sollol_exporter.web.auth import BasicAuth
@@ -33,6 +36,22 @@ MAX_TIMEOUT_HEADER_CHARS = 32
 TEXT = "text/plain; charset=utf-8"
 RELOAD_PATH = "/-/reload"
 RELOAD_METHODS = ("POST", "PUT")  # as Prometheus' lifecycle API
+DEFAULT_TELEMETRY_PATH = "/metrics"
+RESERVED_PATHS = ("/", "/-/healthy", "/-/ready", RELOAD_PATH)
+MAX_TELEMETRY_PATH_CHARS = 256
+# RFC 3986 path characters: requests are matched on the raw path, so the flag takes it as a client sends it.
+_TELEMETRY_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+
+def check_telemetry_path(path: str) -> str:
+    """The --web.telemetry-path value, or ValueError saying what is wrong with it."""
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r} must start with /")
+    if len(path) > MAX_TELEMETRY_PATH_CHARS or not _TELEMETRY_PATH.fullmatch(path):
+        raise ValueError(f"{path!r} is not a URL path (no spaces, ? or #; at most {MAX_TELEMETRY_PATH_CHARS} characters)")
+    if path in RESERVED_PATHS:
+        raise ValueError(f"{path!r} is served by the exporter itself; pick another path")
+    return path
 
 
 class _Families:
@@ -88,10 +107,12 @@ class Exporter:
     `reload` is what SIGHUP does (True when every file was loaded); given, POST /-/reload calls it (the
     --web.enable-lifecycle flag); None, the endpoint answers 403 as Prometheus does without the flag."""
 
-    def __init__(self, state: State, web: WebConfigWatcher | None, reload: Callable[[], bool] | None = None):
+    def __init__(self, state: State, web: WebConfigWatcher | None, reload: Callable[[], bool] | None = None,
+                 telemetry_path: str = DEFAULT_TELEMETRY_PATH):
         self.state = state
         self.web = web
         self.reload = reload
+        self.telemetry_path = telemetry_path
         self.auth = BasicAuth()
         self.limiter = _RateLimiter()
 
@@ -111,7 +132,7 @@ class Exporter:
             return self._reload(request)
         if request.method not in ("GET", "HEAD"):
             return Response(405, body=b"method not allowed\n", headers=[("Allow", "GET, HEAD")])
-        if request.path == "/metrics":
+        if request.path == self.telemetry_path:
             return self._metrics(request)
         if request.path == "/":
             return self._compressible(request, "text/html; charset=utf-8", self._landing().encode())
@@ -154,19 +175,26 @@ class Exporter:
 
     def _landing(self) -> str:
         state = self.state
+        metrics_link = html.escape(self.telemetry_path)  # checked to hold URL path characters only
         table = "".join(
             f"<tr><td>{html.escape(row.kind)}</td><td>{html.escape(row.name)}</td><td>{html.escape(row.status)}</td>"
             f"<td>{row.seconds * 1000:.1f} ms</td><td>{html.escape(row.detail)}</td></tr>"
             for row in state.target_rows()
-        ) or "<tr><td colspan=5>No scrape yet: open <a href='/metrics'>/metrics</a>.</td></tr>"
+        ) or f"<tr><td colspan=5>No scrape yet: open <a href=\"{metrics_link}\">{metrics_link}</a>.</td></tr>"
+        hints = "".join(f"<li>{html.escape(hint)}</li>" for hint in state.setup_hints())
+        if hints:
+            hints = ("<h2>Not found</h2><p>The last scrape found nothing for these parts. If you use them, this is what "
+                     f"to set:</p><ul id=\"setup-hints\">{hints}</ul>")
+        disabled = sorted(state.config.disabled_collectors)
+        collectors = f"<p>Collectors turned off: {html.escape(', '.join(disabled))}.</p>" if disabled else ""
         config = html.escape(json.dumps(state.config_summary(), indent=2))
         return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>SOLLOL exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:left}}</style></head>
-<body><h1>SOLLOL exporter</h1><p>Version {html.escape(__version__)}.
-<a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<h2>Last probe per target</h2><table><tr><th>Kind</th><th>Target</th><th>State</th><th>Probe</th><th>Detail</th></tr>{table}</table>
-<h2>Configuration</h2><pre>{config}</pre></body></html>
+<body><h1>SOLLOL exporter</h1><p>Version {html.escape(__version__)} (revision {html.escape(revision())}).
+<a href="{metrics_link}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+{hints}<h2>Last probe per target</h2><table><tr><th>Kind</th><th>Target</th><th>State</th><th>Probe</th><th>Detail</th></tr>{table}</table>
+{collectors}<h2>Configuration</h2><pre>{config}</pre></body></html>
 """
 
 
@@ -208,9 +236,11 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_requests: int = 40,
-          max_connections: int = 4096, reload: Callable[[], bool] | None = None) -> Server:
+          max_connections: int = 4096, reload: Callable[[], bool] | None = None,
+          telemetry_path: str = DEFAULT_TELEMETRY_PATH) -> Server:
     """A server for the exporter on `listen`; call serve_forever(), then shutdown() and server_close().
-    `reload` enables POST /-/reload (see Exporter)."""
+    `reload` enables POST /-/reload (see Exporter); metrics are served on `telemetry_path`."""
+    check_telemetry_path(telemetry_path)
     host, port = parse_listen_address(listen)
     listener = listen_socket(host, port)
 
@@ -221,5 +251,6 @@ def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_re
     def headers():  # for the server's own answers (400, 408, 431, 503): the config in force, never a reload
         return list(web.loaded.config.headers.items())
 
-    return Server([listener], Exporter(state, web, reload), max_requests=max_requests, max_connections=max_connections,
+    return Server([listener], Exporter(state, web, reload, telemetry_path), limited_paths=(telemetry_path,),
+                  max_requests=max_requests, max_connections=max_connections,
                   tls=tls_setup if web is not None and web.tls else None, headers=headers if web is not None else None)

@@ -78,3 +78,16 @@ def test_the_image_python_is_a_supported_one():
         if op == "FROM":
             version = ".".join(args.split()[0].partition(":")[2].split("-")[0].split(".")[:2])
             assert f"Programming Language :: Python :: {version}" in classifiers, args
+
+
+def test_the_build_stage_passes_the_revision_build_argument_to_the_wheel_build():
+    """.git is not in the image's context: the revision of sollol_exporter_build_info comes from `--build-arg
+    REVISION=...`, handed to the wheel build in the variable the build hook reads (test_package.py builds so)."""
+    from sollol_exporter.build_hooks import ENVIRONMENT
+
+    steps = instructions()
+    second = [i for i, (op, _) in enumerate(steps) if op == "FROM"][1]
+    build_stage = steps[:second]
+    assert any(op == "ARG" and args.split("=")[0] == "REVISION" for op, args in build_stage)
+    wheel = [args for op, args in build_stage if op == "RUN" and "pip wheel" in args]
+    assert wheel and f'{ENVIRONMENT}="$REVISION" pip wheel' in wheel[0], wheel

@@ -1,7 +1,8 @@
 """The package as an index would publish it: sdist and wheel from `python -m build` (built into a temporary
 directory, never the checkout), `twine check`, the metadata (PEP 639 license, classifiers, project URLs, one
-version), a README that reads right on an index page, and the wheel installed in fresh environments: `--help`,
-`--version` and a real `/metrics`, on this interpreter and on every other Python 3.11+ this machine has."""
+version), a README that reads right on an index page, the git revision both archives record, and the wheel installed
+in fresh environments: `--help`, `--version` and a real `/metrics`, on this interpreter and on every other Python
+3.11+ this machine has."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ PROJECT_URL = "https://github.com/sollol-exporter/sollol-exporter"
 # sha256 of https://www.apache.org/licenses/LICENSE-2.0.txt (also Debian's /usr/share/common-licenses/Apache-2.0)
 APACHE_2_0_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
 SUPPORTED = ("3.11", "3.12", "3.13")
+BUILT_FROM: dict[str, set] = {}  # the checkout's HEAD just before and after the build (others may commit meanwhile)
+
+
+def git_head() -> str | None:
+    """HEAD of this checkout, or None outside a git checkout (then nothing records a revision)."""
+    result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 and (ROOT / ".git").exists() else None
 
 
 def source_version() -> str:
@@ -45,9 +53,11 @@ def dist(tmp_path_factory) -> Path:
     """sdist and wheel, built the way a release is (the wheel from the sdist), outside the checkout."""
     out = tmp_path_factory.mktemp("dist")
     before = {name: (ROOT / name).exists() for name in ("build", "dist")}
+    head = git_head()
     result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, env=without_revision_variable())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    BUILT_FROM["heads"] = {head, git_head()}
     assert {name: (ROOT / name).exists() for name in before} == before, "the build left build/ or dist/ in the checkout"
     return out
 
@@ -61,6 +71,53 @@ def wheel_metadata(dist: Path) -> email.message.Message:
     with zipfile.ZipFile(the(dist, "sollol_exporter-*.whl")) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+def without_revision_variable() -> dict:
+    from sollol_exporter.build_hooks import ENVIRONMENT
+
+    return {k: v for k, v in os.environ.items() if k != ENVIRONMENT}
+
+
+def recorded_revision(dist: Path) -> str | None:
+    """The revision the wheel carries (None: it carries none), after checking that the sdist carries the same."""
+    with zipfile.ZipFile(the(dist, "*.whl")) as archive:
+        wheel = archive.read("sollol_exporter/REVISION").decode().strip() if "sollol_exporter/REVISION" in archive.namelist() else None
+    with tarfile.open(the(dist, "*.tar.gz")) as archive:
+        member = f"sollol_exporter-{source_version()}/exporter/sollol_exporter/REVISION"
+        sdist = archive.extractfile(member).read().decode().strip() if member in archive.getnames() else None
+    assert wheel == sdist, (wheel, sdist)
+    return wheel
+
+
+def test_both_archives_record_the_revision_they_were_built_from(dist):
+    recorded = recorded_revision(dist)
+    if git_head() is None:
+        assert recorded is None
+        return
+    assert recorded in BUILT_FROM["heads"] and re.fullmatch(r"[0-9a-f]{40}", recorded), (recorded, BUILT_FROM)
+
+
+def test_the_images_revision_build_argument_is_recorded(tmp_path):
+    """As exporter/Dockerfile builds: only the files it copies (no .git), the REVISION build argument in the
+    environment variable the build reads. Without it, nothing is recorded and the exporter says "unknown"."""
+    from sollol_exporter.build_hooks import ENVIRONMENT
+
+    source = tmp_path / "src"
+    (source / "exporter").mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "exporter" / "sollol_exporter", source / "exporter" / "sollol_exporter",
+                    ignore=shutil.ignore_patterns("__pycache__", "REVISION"))
+    for given, expected in (("0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567"), ("", None)):
+        out = tmp_path / f"wheel-{bool(given)}"
+        result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
+                                capture_output=True, text=True, timeout=900, env={**without_revision_variable(), ENVIRONMENT: given})
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        with zipfile.ZipFile(the(out, "*.whl")) as archive:
+            names = archive.namelist()
+            assert (archive.read("sollol_exporter/REVISION").decode().strip() if "sollol_exporter/REVISION" in names else None) == expected
+    assert not (source / "exporter" / "sollol_exporter" / "REVISION").exists()  # written into the build, not the source
 
 
 def test_build_and_twine_check_pass(dist):
@@ -154,7 +211,7 @@ def closed_port() -> int:
     return free_port()  # bound and released: nothing listens there
 
 
-def run_installed(venv: Path, env: dict, version: str) -> None:
+def run_installed(venv: Path, env: dict, version: str, revision: str | None) -> None:
     """--help and --version, then serve: start on a free loopback port, scrape /metrics once, stop by PID."""
     exe = str(venv / "bin" / "sollol-exporter")
     helped = subprocess.run([exe, "--help"], capture_output=True, text=True, env=env, timeout=60)
@@ -162,7 +219,7 @@ def run_installed(venv: Path, env: dict, version: str) -> None:
     assert "--web.listen-address" in helped.stdout and "sollol-exporter agent" in helped.stdout
     shown = subprocess.run([exe, "--version"], capture_output=True, text=True, env=env, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == f"sollol-exporter {version}"
+    assert shown.stdout.strip() == f"sollol-exporter {version} (revision {revision or 'unknown'})"
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import sollol_exporter, platform; "
                             "print(sollol_exporter.__file__); print(platform.python_version())"],
                            capture_output=True, text=True, env=env, timeout=60)
@@ -196,7 +253,8 @@ def run_installed(venv: Path, env: dict, version: str) -> None:
         assert reply.status_code == 200, reply.text[:500]
         samples = parse(reply.text)
         # one version everywhere: --version, the build_info label and the package metadata agree
-        assert value(samples, "sollol_exporter_build_info", version=version, python_version=python_version) == 1
+        assert value(samples, "sollol_exporter_build_info", version=version, revision=revision or "unknown",
+                     python_version=python_version) == 1
         assert value(samples, "sollol_redis_up") == 0
     finally:
         stop_process(process)
@@ -212,7 +270,7 @@ def test_installed_wheel_runs_help_version_and_serves_metrics(dist, tmp_path):
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
                                 "--no-deps", str(the(dist, "*.whl"))], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr
-    run_installed(venv, clean_env(PYTHONPATH=sysconfig.get_paths()["purelib"]), source_version())
+    run_installed(venv, clean_env(PYTHONPATH=sysconfig.get_paths()["purelib"]), source_version(), recorded_revision(dist))
 
 
 def other_pythons() -> list:
@@ -246,4 +304,4 @@ def test_wheel_installs_with_its_dependencies_and_runs_on_other_pythons(dist, tm
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                                 str(the(dist, "*.whl"))], capture_output=True, text=True, timeout=600, env=clean_env())
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-    run_installed(venv, clean_env(), source_version())
+    run_installed(venv, clean_env(), source_version(), recorded_revision(dist))

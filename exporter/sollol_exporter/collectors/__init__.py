@@ -10,6 +10,22 @@ from sollol_exporter.config import Config
 from sollol_exporter.snapshot import Snapshot
 
 
+# The collectors --no-collector.<name> can turn off, with what each reports (for --help). The exporter's own
+# collector ("exporter") is not among them: it reports on the others.
+OPTIONAL = {
+    "redis": "whether SOLLOL's Redis answers",
+    "metadata": "sollol:router:metadata: its writer, age and router statistics",
+    "gpu": "GPU reports of the Ollama nodes (sollol:gpu:*)",
+    "rpc_nodes": "worker registrations (sollol:rpc:node:*)",
+    "routing": "routing decisions from sollol:routing_stream",
+    "coordinator": "llama-server coordinators: state, probe, their /metrics and /props",
+    "rpc_backends": "rpc-server workers: probe state and handshakes",
+    "ollama": "Ollama nodes: up, latency, loaded models, version",
+    "applications": "applications registered with SOLLOL's dashboard",
+    "events": "request metrics counted from SOLLOL's activity events",
+}
+
+
 class Collector(Protocol):
     name: str
 
@@ -17,7 +33,8 @@ class Collector(Protocol):
 
 
 def build_collectors(config: Config) -> list[Collector]:
-    """The collectors for this config; the exporter's own collector comes last (it reports on the others)."""
+    """The collectors for this config, without those turned off (config.disabled_collectors); the exporter's own
+    collector comes last (it reports on the others, so a disabled one is not listed there either)."""
     from sollol_exporter.collectors.applications import ApplicationsCollector
     from sollol_exporter.collectors.coordinator import CoordinatorCollector
     from sollol_exporter.collectors.events import EventsCollector
@@ -44,5 +61,6 @@ def build_collectors(config: Config) -> list[Collector]:
         collectors.append(ApplicationsCollector())
     if config.events.enabled:
         collectors.append(EventsCollector())
+    collectors = [c for c in collectors if c.name not in config.disabled_collectors]
     collectors.append(ExporterCollector([c.name for c in collectors]))
     return collectors

@@ -7,6 +7,7 @@ import platform
 from prometheus_client.core import GaugeMetricFamily
 
 from sollol_exporter import __version__
+from sollol_exporter.build import revision
 
 
 class ExporterCollector:
@@ -16,8 +17,11 @@ class ExporterCollector:
         self.collector_names = collector_names
 
     def collect(self, s):
-        info = GaugeMetricFamily("sollol_exporter_build_info", "Exporter version; always 1.", labels=["version", "python_version"])
-        info.add_metric([__version__, platform.python_version()], 1.0)
+        info = GaugeMetricFamily(
+            "sollol_exporter_build_info", "Exporter version, the commit it was built from and its Python; always 1.",
+            labels=["version", "revision", "python_version"],
+        )
+        info.add_metric([__version__, revision(), platform.python_version()], 1.0)
         success = GaugeMetricFamily(
             "sollol_exporter_collector_success", "1 if the collector read its source without error this scrape.", labels=["collector"]
         )
@@ -44,4 +48,12 @@ class ExporterCollector:
             "Time budget of this scrape (Prometheus' scrape timeout minus the margin, or scrape.timeout).",
             value=s.budget,
         )
-        return [info, success, duration, invalid, dropped, budget]
+        expected = GaugeMetricFamily(
+            "sollol_exporter_target_expected",
+            "1 if the part is expected (named in the config file, announced by SOLLOL, or answered since start): it then has "
+            "an _up series; 0 if it is absent (a default address where nothing answers).",
+            labels=["kind", "target"],
+        )
+        for (kind, name), is_expected in sorted(s.expected.items()):
+            expected.add_metric([kind, s.addresses.get((kind, name), name)], 1.0 if is_expected else 0.0)
+        return [info, success, duration, invalid, dropped, budget, expected]

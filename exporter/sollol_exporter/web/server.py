@@ -99,15 +99,16 @@ class Server:
     def __init__(self, listeners: list[socket.socket], handle: Callable[[Request], Response], *,
                  max_requests: int = 40, max_connections: int = 4096, tls: _TLS_SETUP | None = None,
                  header_timeout: float = HEADER_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
-                 headers: Callable[[], list[tuple[str, str]]] | None = None):
+                 headers: Callable[[], list[tuple[str, str]]] | None = None, limited_paths: tuple[str, ...] = LIMITED_PATHS):
         self.listeners = listeners
+        self.limited_paths = limited_paths  # the paths max_requests limits (the telemetry path)
         self.handle = handle
         self.tls = tls
         self.headers = headers  # extra headers for the answers given here (400, 408, 431, 503)
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max(1, max_connections)
-        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None  # LIMITED_PATHS
+        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None  # limited_paths
         self.other_slots = threading.BoundedSemaphore(OTHER_REQUESTS) if max_requests > 0 else None
         self.pool = _Pool(max_requests + OTHER_REQUESTS if max_requests > 0 else self.max_connections, "http-worker")
         self.selector = selectors.DefaultSelector()
@@ -298,7 +299,7 @@ class Server:
                 pass
 
     def _slots_for(self, buffer: bytearray) -> threading.BoundedSemaphore | None:
-        return self.slots if protocol.first_path(buffer) in LIMITED_PATHS else self.other_slots
+        return self.slots if protocol.first_path(buffer) in self.limited_paths else self.other_slots
 
     def _dispatch(self, connection: Connection) -> None:
         slots = self._slots_for(connection.buffer)
