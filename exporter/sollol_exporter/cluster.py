@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from sollol_exporter.events.counts import EventCounts
 from sollol_exporter.labels import Address, parse_address, sanitize
 from sollol_exporter.metadata import MetadataStore
+from sollol_exporter.presence import COORDINATOR, Presence
 from sollol_exporter.probes import ProbeResult
 from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
 from sollol_exporter.values import BadValue, decode_json, text
@@ -117,7 +118,9 @@ class ClusterState:
         self.handshake_backoff: dict[Address, float] = {}
         self.applications: dict[tuple[str, str], float] = {}  # (app, router_type) -> last seen
         self.registry_keys: list[str] = []  # suffixes of the sollol:rpc:node:* keys last read
+        self.presence = Presence()
         self.events = EventCounts()
+        self.events.announce = lambda name: self.presence.announce(COORDINATOR, name)
         self._subscriber = None
         self._subscription: tuple | None = None
 
@@ -151,6 +154,7 @@ class ClusterState:
         with self.lock:
             for name in [n for n in self.coordinators if n not in coordinators]:
                 del self.coordinators[name]
+            self.presence.forget(COORDINATOR, coordinators)
             for table in (self.handshakes, self.handshake_backoff):
                 for address in [a for a in table if a not in workers]:
                     del table[address]

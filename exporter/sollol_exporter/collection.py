@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sollol_exporter import metadata as metadata_model
+from sollol_exporter import presence
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import BUSY, TIMEOUT, ProbeResult, Target
 from sollol_exporter.probes.dispatch import PROBERS
@@ -82,14 +83,18 @@ class Collection:
         wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
         self.workers, self.invalid_workers = s.workers()
         self.ollama_sources = s.ollama_targets()
-        self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name), c.read, self.deadline) for c in s.coordinators}
-        self.ollama_futures = {n: s.single.submit(("ollama", n), s.ollama.read, n, self.deadline) for n in self.ollama_sources}
-        if s.dashboard is not None:
+        disabled = s.config.disabled_collectors
+        if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
+            self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name), s.read_coordinator, c, self.deadline) for c in s.coordinators}
+        if "ollama" not in disabled:
+            self.ollama_futures = {n: s.single.submit(("ollama", n), s.ollama.read, n, self.deadline) for n in self.ollama_sources}
+        if s.dashboard is not None and "applications" not in disabled:
             self.dashboard_future = s.single.submit("dashboard", s.read_dashboard, self.deadline)
         s.cluster.forget({c.name for c in s.coordinators}, set(self.workers), set(self.ollama_sources))
         # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
         # deadline, and a worker that was never probed must not look like one that timed out.
-        self._probe_workers()
+        if "rpc_backends" not in disabled:
+            self._probe_workers()
         pending = [*self.coordinator_futures.values(), *self.ollama_futures.values()]
         if self.dashboard_future is not None:
             pending.append(self.dashboard_future)
@@ -162,10 +167,13 @@ class Collection:
         else:
             redis = RedisStatus(redis_result.up, redis_result.error, redis_result.duration, redis_result.stream_length)
         durations["redis"] = redis.duration
+        declared, known = s.config.declared, s.cluster.presence
+        expected = {(presence.REDIS, presence.REDIS): known.expected(presence.REDIS, presence.REDIS, declared)}
         extra: dict[str, Any] = {}
         if not redis.up:
-            for name in REDIS_COLLECTORS:
-                failures[name] = f"redis unreachable: {redis.error}"
+            if expected[presence.REDIS, presence.REDIS]:  # else absent, not down (presence.py)
+                for name in REDIS_COLLECTORS:
+                    failures[name] = f"redis unreachable: {redis.error}"
         else:
             extra = self._redis_parts(redis_result, failures, invalid, dropped)
         with s.cluster.lock:
@@ -175,9 +183,11 @@ class Collection:
             routing = s.cluster.routing.view()
             handshakes = frozen(s.cluster.handshakes)
         events = s.cluster.events.view() if s.config.events.enabled else None
-        if events is not None and not events.subscribed:
+        if events is not None and not events.subscribed and expected[presence.REDIS, presence.REDIS]:
             failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
         coordinators = self._coordinators(elapsed, invalid)
+        for name in coordinators:
+            expected[presence.COORDINATOR, name] = known.expected(presence.COORDINATOR, name, declared)
         workers_now = self.workers
         if workers_now is None:
             workers_now, self_invalid = s.workers()
@@ -192,12 +202,13 @@ class Collection:
             invalid["ollama"] += reading.invalid_entries
             ollama[node] = reading
         dashboard = None
-        if s.dashboard is not None:
+        if s.dashboard is not None and "applications" not in s.config.disabled_collectors:
             dashboard = _result(self.dashboard_future) or DashboardReading(False, elapsed, _unfinished(self.dashboard_future))
             invalid["applications"] += dashboard.invalid_entries
             dropped["applications"] += dashboard.dropped_entries
             durations["applications"] = dashboard.duration
-            if not dashboard.up:
+            expected[presence.DASHBOARD, presence.DASHBOARD] = known.expected(presence.DASHBOARD, presence.DASHBOARD, declared)
+            if not dashboard.up and expected[presence.DASHBOARD, presence.DASHBOARD]:
                 failures["applications"] = f"dashboard: {dashboard.detail}"
         durations["coordinator"] = max((r.duration for r in coordinators.values()), default=0.0)
         durations["ollama"] = max((r.duration for r in ollama.values()), default=0.0)
@@ -206,10 +217,15 @@ class Collection:
             now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
             routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
             handshakes=handshakes, ollama=frozen(ollama), ollama_sources=frozen({n: frozenset(v) for n, v in sources.items()}),
-            dashboard=dashboard, events=events, failures=frozen(failures), durations=frozen(durations),
+            dashboard=dashboard, events=events, expected=frozen(expected), addresses=frozen(self._addresses(expected)), failures=frozen(failures), durations=frozen(durations),
             invalid=frozen({k: v for k, v in invalid.items() if v}), dropped=frozen({k: v for k, v in dropped.items() if v}),
             **extra,
         )
+
+    def _addresses(self, expected: dict) -> dict[tuple[str, str], str]:
+        config = self.scraper.config
+        urls = {presence.REDIS: config.redis.url, presence.DASHBOARD: config.dashboard.url}
+        return {(kind, name): presence.where(urls[kind]) if kind in urls else name for kind, name in expected}
 
     @staticmethod
     def _redis_parts(r: RedisResult, failures: dict, invalid: Counter, dropped: Counter) -> dict:
@@ -231,6 +247,8 @@ class Collection:
 
     def _coordinators(self, elapsed: float, invalid: Counter) -> dict[str, coordinator_source.Reading]:
         readings = {}
+        if {"coordinator", "rpc_backends"} <= self.scraper.config.disabled_collectors:
+            return readings
         for client in self.scraper.coordinators:
             future = self.coordinator_futures.get(client.name)
             reading = _result(future)

@@ -495,6 +495,8 @@ def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple,
         return [_convert(item, None, element, path + (index,), source) for index, element in enumerate(value)]
     if origin is Literal:
         choices = typing.get_args(hint)
+        if value is False and "off" in choices:
+            value = "off"  # YAML 1.1 reads an unquoted `off` as false
         if value not in choices:
             shown = ", ".join(repr(c) for c in choices if c)
             _fail(source, path, f"must be one of {shown}, got {_shown(value)}")

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from prometheus_client.core import Metric
 
 from sollol_exporter import metadata as metadata_model
+from sollol_exporter import presence
 from sollol_exporter.cluster import ClusterState, parse_routing_event
 from sollol_exporter.collection import REDIS_COLLECTORS, Collection, RedisResult
 from sollol_exporter.collectors import build_collectors
@@ -32,7 +33,9 @@ from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.snapshot import Snapshot, frozen
 from sollol_exporter.sources import redis_values
+from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources.coordinator import CoordinatorClient
+from sollol_exporter.sources.coordinator import Reading as CoordinatorReading
 from sollol_exporter.sources.dashboard import MAX_APPLICATIONS, DashboardClient
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import OllamaClient
@@ -42,6 +45,22 @@ from sollol_exporter.workers import UP_STATES, Worker, workers
 
 log = logging.getLogger(__name__)
 MAX_KNOWN_APPLICATIONS = 2 * MAX_APPLICATIONS  # present and vanished ones kept for forget_after
+
+
+# SOLLOL names a coordinator on this machine by whichever loopback address it was given: all of them are this one.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+def coordinator_addresses(config: Config) -> dict[Address, str]:
+    """The address an event may name each configured coordinator by, with its label."""
+    names: dict[Address, str] = {}
+    for coordinator in config.coordinators:
+        address, label = parse_address(coordinator.url, 80), coordinator_label(coordinator)
+        aliases = [Address(host, address.port) for host in LOOPBACK_HOSTS] if address.host in LOOPBACK_HOSTS else []
+        for each in aliases:
+            names.setdefault(each, label)
+        names[address] = label
+    return names
 
 
 class FailureLog:
@@ -93,7 +112,8 @@ class Scraper:
         self.cluster = cluster or ClusterState(config.metadata.retention, config.metadata.stats_max_age)
         self.cluster.configure(config.metadata.retention, config.metadata.stats_max_age)
         r = config.redis
-        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, r.routing_stream)
+        routing = r.routing_stream and "routing" not in config.disabled_collectors
+        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, routing)
         self.coordinators = [CoordinatorClient(c, self.cluster.coordinator(coordinator_label(c))) for c in config.coordinators]
         o = config.ollama
         self.ollama = OllamaClient(o.timeout, o.host_header, o.version_interval, self.cluster.ollama_versions)
@@ -112,11 +132,11 @@ class Scraper:
     def _subscribe(self) -> None:
         events, redis_config = self.config.events, self.config.redis
         self.cluster.events.configure(events.max_nodes, events.max_models, events.max_label_sets)
-        if not events.enabled:
+        if not events.enabled or "events" in self.config.disabled_collectors:
             self.cluster.subscribe(None, None)
             return
         channels = {events.channels.ollama: OLLAMA, events.channels.rpc: RPC, events.channels.traces: TRACES}
-        names = {parse_address(c.url, 80): coordinator_label(c) for c in self.config.coordinators}
+        names = coordinator_addresses(self.config)
         settings = (redis_config.url, redis_config.timeout, tuple(sorted(channels.items())), tuple(sorted(names.items())))
         self.cluster.subscribe(settings, lambda: Subscriber(redis_config.url, channels, self.cluster.events, names, redis_config.timeout).start())
 
@@ -158,9 +178,11 @@ class Scraper:
         doc, metadata_error = self._parse_metadata(raw)
         events = [(entry_id, parse_routing_event(event)) for entry_id, event in raw.routing_events]
         routing_invalid = 0
+        cluster.presence.answered(presence.REDIS, presence.REDIS)
         with cluster.lock:
             current = self._record_metadata(raw, doc, metadata_error, now)
             cluster.registry_keys = list(raw.rpc_nodes)
+            self._record_announcements()
             routing = cluster.routing
             # Count each entry once, even if a replaced scraper's read of the same entries is still running.
             last = stream_id(routing.cursor) if routing.cursor is not None and not raw.routing_reset else (-1, -1)
@@ -174,6 +196,21 @@ class Scraper:
             True, "", duration, current, redis_values.gpu_reports(raw.gpu), redis_values.registrations(raw.rpc_nodes),
             routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped),
         )
+
+    def _record_announcements(self) -> None:
+        """What the Redis read says about optional parts: RPC workers mean llama.cpp is in use, so its coordinators
+        are expected; RayHybridRouter's metadata means it started the dashboard service."""
+        cluster = self.cluster
+        if cluster.registry_keys or cluster.metadata.rpc_backends():
+            cluster.presence.announce(presence.COORDINATOR)
+        if metadata_model.RAY_HYBRID in cluster.metadata.readings:
+            cluster.presence.announce(presence.DASHBOARD)
+
+    def read_coordinator(self, client: CoordinatorClient, deadline: float) -> CoordinatorReading:
+        reading = client.read(deadline)
+        if reading.state in coordinator_source.UP_STATES:
+            self.cluster.presence.answered(presence.COORDINATOR, client.name)
+        return reading
 
     @staticmethod
     def _parse_metadata(raw) -> tuple[dict | None, str]:
@@ -193,6 +230,7 @@ class Scraper:
         reading = self.dashboard.read(deadline)
         if not reading.up:
             return reading
+        self.cluster.presence.answered(presence.DASHBOARD, presence.DASHBOARD)
         names = Counter(app.name for app in reading.applications)
         present = {}
         for app in sorted(reading.applications, key=lambda a: (a.name, a.app_id)):
@@ -255,6 +293,8 @@ class Scraper:
             if not (not s.redis.up and name in REDIS_COLLECTORS and name != "redis")
         }
         for name, reading in s.coordinators.items():
+            if not s.expected.get((presence.COORDINATOR, name), True):
+                continue  # absent: the landing page says what to set
             if reading.state != "ok" or reading.detail:
                 problems[f"coordinator={name}"] = f"{reading.state}: {reading.detail}".rstrip(": ")
         for address, backend in s.backends.items():

@@ -59,6 +59,9 @@ class Snapshot:
     ollama_sources: Mapping[Address, frozenset[str]] = field(default_factory=_empty)
     dashboard: dashboard_source.Reading | None = None
     events: EventsView | None = None
+    # (kind, name) -> whether that optional part is expected (presence.py); names: "redis", "dashboard", coordinator labels
+    expected: Mapping[tuple[str, str], bool] = field(default_factory=_empty)
+    addresses: Mapping[tuple[str, str], str] = field(default_factory=_empty)  # the same keys -> where the part would be
     failures: Mapping[str, str] = field(default_factory=_empty)
     durations: Mapping[str, float] = field(default_factory=_empty)
     invalid: Mapping[str, int] = field(default_factory=_empty)

@@ -39,16 +39,18 @@ def one_hot(samples, metric, /, **labels) -> str | None:
 
 
 class ExporterProcess:
-    def __init__(self, config: dict, workdir: Path, extra_args=(), env=None):
+    def __init__(self, config: dict | None, workdir: Path, extra_args=(), env=None):
+        """`config` None: no --config.file, as a new user starts it (defaults plus SOLLOL_* variables in `env`)."""
         self.port = free_port()
         self.config_path = Path(workdir) / f"exporter-{self.port}.yml"
-        self.write_config(config)
+        if config is not None:
+            self.write_config(config)
         self.log_path = Path(workdir) / f"exporter-{self.port}.log"
         self.log = open(self.log_path, "wb")
         environment = {k: v for k, v in os.environ.items() if not k.startswith("SOLLOL_")}
         environment.update(env or {})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sollol_exporter", "--config.file", str(self.config_path),
+            [sys.executable, "-m", "sollol_exporter", *(["--config.file", str(self.config_path)] if config is not None else []),
              "--web.listen-address", f"127.0.0.1:{self.port}", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=environment,
         )

@@ -11,13 +11,13 @@ from tests.support.net import free_port, stop_process, wait_for
 
 
 class RedisServer:
-    def __init__(self, workdir):
+    def __init__(self, workdir, port: int | None = None):
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (the test command installs it with apt)")
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.client = redis.Redis(host="127.0.0.1", port=self.port)
         self.start()

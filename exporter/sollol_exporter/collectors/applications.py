@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.presence import DASHBOARD
+
 
 class ApplicationsCollector:
     name = "applications"
 
     def collect(self, s):
         reading = s.dashboard
+        if reading is None or not s.expected.get((DASHBOARD, DASHBOARD), True):
+            return []  # absent, not down (presence.py)
         dashboard_up = GaugeMetricFamily("sollol_dashboard_up", "1 if the dashboard service answered /api/applications.", value=1.0 if reading.up else 0.0)
         kind = GaugeMetricFamily("sollol_dashboard_info", "Which SOLLOL dashboard holds the port; always 1.", labels=["kind"])
         up = GaugeMetricFamily("sollol_application_up", "1 while the app heartbeats the dashboard; 0 once it has vanished.", labels=["app", "router_type"])

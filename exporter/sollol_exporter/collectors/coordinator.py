@@ -5,7 +5,10 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from sollol_exporter.collectors.events import COORDINATOR_FAMILIES
+from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.sources.coordinator import STATES, UP_STATES
+
+ABSENT = "absent"
 
 
 class CoordinatorCollector:
@@ -15,7 +18,8 @@ class CoordinatorCollector:
         up = GaugeMetricFamily("sollol_coordinator_up", "1 if llama-server answers /health (ok, loading or stalled).", labels=["coordinator"])
         state = GaugeMetricFamily(
             "sollol_coordinator_state",
-            "One-hot state: ok, loading (503 Loading model), stalled (/health ok, /metrics timed out), hung (/health timed out), unreachable, error.",
+            "One-hot state: ok, loading (503 Loading model), stalled (/health ok, /metrics timed out), hung (/health timed out), unreachable, error; "
+            "absent: a default address where nothing has answered and that neither the config file nor SOLLOL names.",
             labels=["coordinator", "state"],
         )
         duration = GaugeMetricFamily("sollol_coordinator_probe_duration_seconds", "Time the coordinator probe took.", labels=["coordinator"])
@@ -28,9 +32,12 @@ class CoordinatorCollector:
         sleeping = GaugeMetricFamily("sollol_coordinator_sleeping", "1 if llama-server has unloaded its model after idling.", labels=["coordinator"])
         translated: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for name, reading in sorted(s.coordinators.items()):
+            present = s.expected.get((COORDINATOR, name), True)
+            for each in (*STATES, ABSENT):
+                state.add_metric([name, each], 1.0 if each == (reading.state if present else ABSENT) else 0.0)
+            if not present:
+                continue  # absent, not down (presence.py): no up series that an alert could fire on
             up.add_metric([name], 1.0 if reading.state in UP_STATES else 0.0)
-            for each in STATES:
-                state.add_metric([name, each], 1.0 if reading.state == each else 0.0)
             duration.add_metric([name], reading.duration)
             if reading.metrics_enabled is not None:
                 enabled.add_metric([name], reading.metrics_enabled)
