@@ -60,3 +60,51 @@ def test_every_emitted_family_is_documented_and_every_documented_one_exists(tmp_
     translated = {"sollol_coordinator_" + name for name, _, _ in _SERIES.values()}
     reload_families = {"sollol_exporter_config_last_reload_successful", "sollol_exporter_config_last_reload_success_timestamp_seconds"}
     assert docs - names - translated - reload_families == set(), "in the README but never emitted"
+
+
+def yaml_blocks() -> list[tuple[int, str]]:
+    """(line, text) of every ```yaml block in the README."""
+    blocks, current, start = [], None, 0
+    for number, line in enumerate(README.read_text().splitlines(), 1):
+        if current is None and line.strip() == "```yaml":
+            current, start = [], number + 1
+        elif current is not None and line.strip() == "```":
+            blocks.append((start, "\n".join(current)))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def exporter_config_blocks() -> list[tuple[int, str]]:
+    """The blocks that are exporter config files: every top-level key is a config section."""
+    import dataclasses
+
+    import yaml
+
+    from sollol_exporter.config import Config
+
+    sections = {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+    found = []
+    for line, text in yaml_blocks():
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        if isinstance(doc, dict) and doc and set(doc) <= sections:
+            found.append((line, text))
+    return found
+
+
+def test_every_exporter_config_block_in_the_readme_passes_config_check(tmp_path):
+    import subprocess
+    import sys
+
+    blocks = exporter_config_blocks()
+    assert blocks  # at least the full list of keys with their defaults
+    for line, text in blocks:
+        path = tmp_path / f"readme-{line}.yml"
+        path.write_text(text)
+        done = subprocess.run([sys.executable, "-m", "sollol_exporter", "--config.check", "--config.file", str(path)],
+                              capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, f"README.md:{line}: {done.stderr.strip()}"
