@@ -7,6 +7,7 @@ not. Targets that no config or SOLLOL source names any more are forgotten at the
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -123,6 +124,7 @@ class ClusterState:
         self.events.announce = lambda name: self.presence.announce(COORDINATOR, name)
         self._subscriber = None
         self._subscription: tuple | None = None
+        self.subscriber_started = 0.0  # time.monotonic() when the running subscriber was started
 
     def subscribe(self, settings: tuple | None, start) -> None:
         """Keep the event subscriber running with these settings: the running one if they are unchanged (a reload
@@ -133,6 +135,7 @@ class ClusterState:
             old, self._subscriber, self._subscription = self._subscriber, None, settings
             if settings is not None:
                 self._subscriber = start()  # takes the next generation: from now on only its messages count
+                self.subscriber_started = time.monotonic()
             elif old is not None:
                 self.events.new_generation()
         if old is not None:
