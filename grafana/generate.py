@@ -55,9 +55,18 @@ COORDINATOR_STATE_CODE = (
     '(sollol_coordinator_state{state="ok",' + C + '} == 1) * 0 + 1 or '
     '(sollol_coordinator_state{state="loading",' + C + '} == 1) * 0 + 2 or '
     '(sollol_coordinator_state{state="stalled",' + C + '} == 1) * 0 + 3 or '
-    '(sollol_coordinator_state{state=~"hung|unreachable|error",' + C + '} == 1) * 0 + 4)'
+    '(sollol_coordinator_state{state=~"hung|unreachable|error",' + C + '} == 1) * 0 + 4 or '
+    '(sollol_coordinator_state{state="absent",' + C + '} == 1) * 0 + 5)'
 )
-COORDINATOR_STATES = {"1": ("OK", "green"), "2": ("LOADING", "blue"), "3": ("STALLED", "orange"), "4": ("DOWN", "red")}
+# ABSENT: a default address where no coordinator was ever expected or seen (no llama.cpp here); not an outage.
+COORDINATOR_STATES = {"1": ("OK", "green"), "2": ("LOADING", "blue"), "3": ("STALLED", "orange"), "4": ("DOWN", "red"),
+                      "5": ("ABSENT", "text")}
+# Every part the exporter reports an `_up` series for is one it expects: absent parts have none, so they are left out.
+# Filters apply to the parts that carry their label; the others (Redis, the dashboard) pass every filter.
+PARTS_UP = ('{__name__=~"sollol_(redis|coordinator|rpc_backend|ollama_node|dashboard)_up",'
+            'coordinator=~"$coordinator|",backend=~"$backend|",node=~"$node|"}')
+# Latency defaults to unary requests: a stream's latency is its whole generation.
+UNARY, STREAMED = 'streaming="false"', 'streaming="true"'
 
 
 def mapping(states: dict[str, tuple[str, str]]) -> list[dm.ValueMap]:
@@ -236,9 +245,12 @@ def overview(cfg: Config) -> db.Dashboard:
     dash = variables(base(cfg, "sollol-overview", "The cluster at a glance: what SOLLOL's own dashboard tried to show, from real probes."),
                      cfg, "coordinator", "backend", "node", alerts=True)
     panels = [
-        place(stat_panel("System status", "HEALTHY when Redis, every selected coordinator and every selected RPC worker are up.", "none",
-                         query(f'min(sollol_redis_up) * min(sollol_coordinator_up{{{C}}}) * min(sollol_rpc_backend_up{{{B}}})', instant=True),
-                         mappings=mapping({"1": ("HEALTHY", "green"), "0": ("DEGRADED", "red")})), 0, 0, 4, 4),
+        place(stat_panel("System status", "HEALTHY when every part this cluster has is up: Redis, the selected coordinators, RPC "
+                         "workers and Ollama nodes, and SOLLOL's dashboard service; DEGRADED when one is down. Parts the "
+                         "exporter does not expect (a default address where nothing was ever found) are left out; "
+                         "NOTHING FOUND when it reports no part at all.", "none",
+                         query(f"min({PARTS_UP})", instant=True),
+                         mappings=mapping({"1": ("HEALTHY", "green"), "0": ("DEGRADED", "red")})).no_value("NOTHING FOUND"), 0, 0, 4, 4),
         place(stat_panel("Active applications", "Applications heartbeating SOLLOL's dashboard.", "none",
                          query("sum(sollol_application_up)", instant=True)), 4, 0, 4, 4),
         place(stat_panel("Active hosts", "Ollama nodes answering the exporter's probe, out of all known nodes.", "none",
@@ -296,9 +308,9 @@ def overview(cfg: Config) -> db.Dashboard:
         place(series_panel("Error ratio per node", "Share of each node's requests that failed over 5 minutes "
                            "(recording rule node:sollol_request_errors:ratio_rate5m).", "percentunit",
                            query(f"max by (node) (node:sollol_request_errors:ratio_rate5m{{{N}}})", "{{node}}")), 8, 28, 8, 8),
-        place(series_panel("p95 latency per model", "95th percentile of successful requests per model over 5 minutes, from the "
-                           "exporter's histograms (recording rule model:sollol_request_duration_seconds:quantile_rate5m).", "s",
-                           query('max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{quantile="0.95"})', "{{model}}")), 16, 28, 8, 8),
+        place(series_panel("p95 latency per model", "95th percentile of successful unary (not streamed) requests per model over "
+                           "5 minutes, from the exporter's histograms (recording rule model:sollol_request_duration_seconds:quantile_rate5m).", "s",
+                           query(f'max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",{UNARY}}})', "{{model}}")), 16, 28, 8, 8),
         place(series_panel("RPC workers up", "Share of the RPC workers answering their probe: per selected coordinator, of the workers "
                            "it drives (recording rule coordinator:sollol_rpc_backend_up:ratio), and of all workers of the cluster "
                            "(cluster:sollol_rpc_backend_up:ratio, not filtered by worker).", "percentunit",
@@ -314,7 +326,9 @@ def inference(cfg: Config) -> db.Dashboard:
     dash = variables(base(cfg, "sollol-inference", "llama.cpp coordinators, their RPC workers, Ollama nodes and GPUs over time."),
                      cfg, "coordinator", "backend", "node")
     panels = [
-        place(timeline_panel("Coordinator state", "llama-server state per coordinator: OK, LOADING (model loading), STALLED (/metrics timing out), DOWN.",
+        place(timeline_panel("Coordinator state", "llama-server state per coordinator: OK, LOADING (model loading), STALLED (/metrics "
+                             "timing out), DOWN, or ABSENT (a default address where no coordinator was ever configured, announced "
+                             "or seen: no llama.cpp here, nothing to alert on).",
                              COORDINATOR_STATE_CODE, "{{coordinator}}", COORDINATOR_STATES), 0, 0, 24, 5),
         place(series_panel("Generated tokens per second", "Tokens generated per second, from llama-server's counters, averaged over "
                            "5 minutes (recording rule coordinator:sollol_coordinator_tokens_predicted:rate5m).", "suffix: tok/s",
@@ -354,7 +368,7 @@ def inference(cfg: Config) -> db.Dashboard:
 
 REQ = "sollol_requests_total{" + N + "," + M + "}"
 REQ_ERR = 'sollol_requests_total{outcome="error",' + N + "," + M + "}"
-BUCKETS = "sollol_request_duration_seconds_bucket{" + N + "," + M + "}"
+BUCKETS = "sollol_request_duration_seconds_bucket{" + UNARY + "," + N + "," + M + "}"
 
 
 def error_ratio(by: str) -> str:
@@ -371,7 +385,7 @@ def latency(by: str) -> list[prom.Dataquery]:
 def recorded_table(by: str, filter_: str, title: str, description: str, links: list[dict[str, object]]):
     columns = [(f"sum by ({by}) ({by}:sollol_requests:rate5m{{{filter_}}})", "Requests/s", "reqps"),
                (f"max by ({by}) ({by}:sollol_request_errors:ratio_rate5m{{{filter_}}})", "Error ratio", "percentunit")]
-    columns += [(f'max by ({by}) ({by}:sollol_request_duration_seconds:quantile_rate5m{{quantile="{q}",{filter_}}})',
+    columns += [(f'max by ({by}) ({by}:sollol_request_duration_seconds:quantile_rate5m{{quantile="{q}",{UNARY},{filter_}}})',
                  f"p{q[2:].ljust(2, '0')}", "s") for q in QUANTILES]
     refs = "ABCDE"
     return table_panel(title, description, "none",
@@ -391,7 +405,8 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
                          query(f"sum(rate({REQ}[$__rate_interval]))", instant=True)), 0, 0, 4, 4),
         place(stat_panel("Error ratio", "Share of those requests that failed (HTTP error, timeout, connection).", "percentunit",
                          query(f"(sum(rate({REQ_ERR}[$__rate_interval])) or vector(0)) / sum(rate({REQ}[$__rate_interval]))", instant=True)), 4, 0, 4, 4),
-        place(stat_panel("p95 latency", "95th percentile of successful requests over the selection, from the exporter's histogram.", "s",
+        place(stat_panel("p95 latency", "95th percentile of successful unary (not streamed) requests over the selection, from the "
+                         "exporter's histogram.", "s",
                          query(f"histogram_quantile(0.95, sum by (le) (rate({BUCKETS}[$__rate_interval])))", instant=True)), 8, 0, 4, 4),
         place(stat_panel("Coordinator requests per second", "Requests SOLLOL sent to the selected llama.cpp coordinators, both outcomes.", "reqps",
                          query(f"sum(rate({cr}[$__rate_interval]))", instant=True)), 12, 0, 4, 4),
@@ -402,11 +417,17 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
                          "nothing on this dashboard is counted (PUB/SUB keeps no backlog).", "none",
                          query("min(sollol_events_subscribed)", instant=True),
                          mappings=mapping({"1": ("SUBSCRIBED", "green"), "0": ("NOT SUBSCRIBED", "red")})), 20, 0, 4, 4),
-        place(series_panel("Latency per node (p50, p95, p99)", "Percentiles of successful requests per Ollama node, from the "
-                           "sollol_request_duration_seconds histogram (buckets 25 ms to 300 s) over the selected models.", "s",
-                           *latency("node")), 0, 4, 12, 8),
-        place(series_panel("Latency per model (p50, p95, p99)", "Percentiles of successful requests per model, over the selected nodes.", "s",
-                           *latency("model")), 12, 4, 12, 8),
+        place(series_panel("Latency per node (p50, p95, p99)", "Percentiles of successful unary (not streamed) requests per Ollama "
+                           "node, from the sollol_request_duration_seconds histogram (buckets 25 ms to 300 s) over the selected models.", "s",
+                           *latency("node")), 0, 4, 8, 8),
+        place(series_panel("Latency per model (p50, p95, p99)", "Percentiles of successful unary (not streamed) requests per model, "
+                           "over the selected nodes.", "s",
+                           *latency("model")), 8, 4, 8, 8),
+        place(series_panel("Stream duration per model (p50, p95)", "How long a streamed request takes from start to its last chunk, "
+                           "per model over 5 minutes (recording rule model:sollol_request_duration_seconds:quantile_rate5m, "
+                           "streaming=\"true\"): the whole generation, long by nature, so kept apart from the latency panels.", "s",
+                           *(query(f'max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{{quantile="{q}",{STREAMED},{M}}})',
+                                   f"{{{{model}}}} p{q[2:].ljust(2, '0')}", ref) for q, ref in (("0.5", "A"), ("0.95", "B")))), 16, 4, 8, 8),
         place(series_panel("Request rate per node", "Requests per second to each node, split by outcome (success, error).", "reqps",
                            query(f"sum by (node, outcome) (rate({REQ}[$__rate_interval]))", "{{node}} {{outcome}}")), 0, 12, 6, 8),
         place(series_panel("Error ratio per node", "Share of each node's requests that failed.", "percentunit",
@@ -418,15 +439,17 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
         place(series_panel("Errors per reason", "Failed requests per second per node and reason: http_5xx, http_4xx, timeout, "
                            "connection, other.", "reqps",
                            query(f"sum by (node, reason) (rate(sollol_request_errors_total{{{N},{M}}}[$__rate_interval]))", "{{node}} {{reason}}")), 0, 20, 8, 9),
-        place(heatmap_panel("Latency heatmap", "Successful requests per second in each latency bucket, over the selected nodes "
-                            "and models: where the bulk of requests lands, and the tail.", "s", "reqps",
+        place(heatmap_panel("Latency heatmap", "Successful unary (not streamed) requests per second in each latency bucket, over "
+                            "the selected nodes and models: where the bulk of requests lands, and the tail.", "s", "reqps",
                             query(f"sum by (le) (rate({BUCKETS}[$__rate_interval]))", "{{le}}", as_heatmap=True)), 8, 20, 16, 9),
-        place(recorded_table("node", N, "Nodes over the last 5 minutes", "Per node, over all models: request rate, error ratio and "
-                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use).",
+        place(recorded_table("node", N, "Nodes over the last 5 minutes", "Per node, over all models: request rate and error ratio "
+                             "(streamed or not) and p50/p95/p99 latency of unary requests, from the recording rules (5 minute "
+                             "windows, the ones the alerts use).",
                              [data_link("Requests to ${__data.fields.node}", "sollol-requests", "node", "node"),
                               data_link("Load and GPUs of ${__data.fields.node}", "sollol-inference", "node", "node")]), 0, 29, 12, 8),
-        place(recorded_table("model", M, "Models over the last 5 minutes", "Per model, over all nodes: request rate, error ratio and "
-                             "p50/p95/p99 latency from the recording rules (5 minute windows, the ones the alerts use).",
+        place(recorded_table("model", M, "Models over the last 5 minutes", "Per model, over all nodes: request rate and error ratio "
+                             "(streamed or not) and p50/p95/p99 latency of unary requests, from the recording rules (5 minute "
+                             "windows, the ones the alerts use).",
                              [data_link("Requests for ${__data.fields.model}", "sollol-requests", "model", "model")]), 12, 29, 12, 8),
         place(series_panel("Coordinator request latency (p95)", "95th percentile of successful coordinator requests per coordinator "
                            "and model over 5 minutes (recording rule).", "s",
@@ -494,6 +517,12 @@ def exporter_health(cfg: Config) -> db.Dashboard:
         place(series_panel("Label values folded", "Events whose node, model or coordinator was counted as \"other\" because the "
                            "label reached its cap of distinct values.", "none",
                            query("sum by (label) (increase(sollol_events_label_values_folded_total[$__rate_interval]))", "{{label}}")), 12, 35, 12, 7),
+        place(table_panel("Targets", "Every Redis, coordinator and dashboard address the exporter knows of: EXPECTED (named in "
+                          "the config, announced by SOLLOL, or answered since the exporter started) or ABSENT (a default "
+                          "address where nothing was ever found: it has no _up series and raises no alert).", "none",
+                          query("max by (kind, target) (sollol_exporter_target_expected)", instant=True, as_table=True),
+                          mappings=mapping({"1": ("EXPECTED", "green"), "0": ("ABSENT", "text")}),
+                          overrides=[("Value", [prop("displayName", "State")])]), 0, 42, 24, 7),
     ]
     for panel in panels:
         dash = dash.with_panel(panel)

@@ -74,6 +74,9 @@ class Config:
 ALERTS: dict[str, Alert] = {
     "SollolRpcBackendDown": Alert("2m", "a worker restart takes seconds; eight failed probes are not a blip"),
     "SollolRpcBackendsAllDown": Alert("1m", "distributed inference cannot run at all: page quickly"),
+    "SollolRpcBackendVersionSkew": Alert(
+        "15m", "a rolling upgrade (workers first, then the coordinator) passes through skew for minutes; 15m of it means "
+        "one side was left behind"),
     "SollolCoordinatorDown": Alert("1m", "four scrapes; llama-server restarts take seconds"),
     "SollolCoordinatorStuckLoading": Alert(
         "10m", "big models take minutes to reach the workers; 10m is past any normal load and catches a worker that "
@@ -81,19 +84,28 @@ ALERTS: dict[str, Alert] = {
     "SollolCoordinatorStalled": Alert("2m", "a long prompt can block the loop briefly; minutes mean it is stuck (typically on a hung worker)"),
     "SollolCoordinatorMetricsDisabled": Alert("15m", "a configuration fact, not an outage: a restart without the flag is not noisy"),
     "SollolOllamaNodeDown": Alert("2m", "SOLLOL routes around a dead node, so warning; 2m rides out an Ollama restart"),
+    "SollolOllamaNodesAllDown": Alert("2m", "SOLLOL has no node to send a request to; 2m, as for one node, rides out an Ollama restart"),
     "SollolOllamaNodeFalselyAvailable": Alert("5m", "SOLLOL rechecks a node only every 100 requests and keeps sending traffic to a dead one"),
     "SollolOllamaNodeFalselyUnavailable": Alert("10m", "capacity left unused; SOLLOL only rechecks after more traffic"),
-    "SollolGpuMemoryNearlyFull": Alert("10m", "a model load or a long context will fail or spill to the CPU", threshold=0.05),
+    # Ollama and llama.cpp fill VRAM by design, so low free memory alone is no alert: only with failing requests.
+    "SollolGpuMemoryNearlyFull": Alert(
+        "5m", "a failed request stays in the 10-minute window, so this fires 5 minutes into failures on a full GPU and "
+        "clears 10 minutes after the last one", threshold=0.05),
     "SollolGpuTelemetryStale": Alert("1m", "gpu_reporter writes every 5 s with a 120 s TTL; nothing new for the threshold means it stopped", threshold=180),
     "SollolRedisDown": Alert("2m", "without Redis the exporter loses metadata, GPU telemetry and worker discovery"),
     "SollolRouterMetadataStale": Alert("5m", "OllamaPool rewrites the key every 5 s; a timestamp past the threshold means its publisher loop stopped", threshold=120),
     "SollolApplicationStoppedHeartbeating": Alert("1m", "the dashboard drops an app 60 s after its last heartbeat; the exporter then reports up 0"),
     "SollolNodeErrorRatioHigh": Alert(
         "10m", "a node restart or a model load costs a few errors, not ten minutes of them", threshold=0.05),
-    "SollolModelLatencyHigh": Alert("15m", "interactive use is broken; long generations are normal, so 15m of it, not one slow batch", threshold=30),
+    "SollolModelLatencyHigh": Alert(
+        "15m", "unary requests only (a stream's latency is its whole generation); interactive use is broken, so 15m of it, "
+        "not one slow batch", threshold=30),
     "SollolCoordinatorQueueBackingUp": Alert("10m", "llama-server defers a request when every slot is busy; 10m of it means it cannot keep up"),
     "SollolEventsSilent": Alert("10m", "SOLLOL's own counters and the events cover the same 10 minutes"),
     "SollolExporterDown": Alert("2m", "eight failed scrapes"),
     "SollolExporterAbsent": Alert("5m", "a target missing for 5 minutes is a configuration change, not a restart"),
+    "SollolExporterConfigReloadFailed": Alert(
+        "5m", "a config reloader that signals on a half-written file is followed by a good reload within seconds; 5m of it "
+        "means the file on disk is bad"),
     "SollolExporterCollectorFailing": Alert("10m", "one source unreadable (bad data, wrong type, unreachable dashboard); the exporter logs the cause"),
 }

@@ -69,6 +69,18 @@ or
                 "All RPC workers of a coordinator are down.",
                 "None of the rpc-server workers that {{ $labels.coordinator }} drives has answered for " + _minutes(c, "SollolRpcBackendsAllDown") + ".",
             ),
+            AlertRule(
+                "SollolRpcBackendVersionSkew", "warning",
+                "the coordinator's build refuses the worker's RPC protocol (another major version, or a newer minor one). Known only "
+                "where the ggml handshake runs and the coordinator reports its build.",
+                f"{_m(c, 'sollol_rpc_backend_version_skew')} == 1",
+                "A coordinator and its RPC worker speak incompatible protocols.",
+                "rpc-server {{ $labels.backend }} speaks RPC protocol "
+                + _query_label(c, "sollol_rpc_backend_protocol_info", "backend", "version")
+                + ", which llama-server {{ $labels.coordinator }} (build "
+                + _query_label(c, "sollol_coordinator_build_info", "coordinator", "build")
+                + ") refuses: its next start or model load with this worker fails.",
+            ),
         ]),
         ("sollol.coordinators", "", [
             AlertRule(
@@ -104,6 +116,14 @@ or
                 "Ollama on {{ $labels.node }} has not answered GET / for " + _minutes(c, "SollolOllamaNodeDown") + ".",
             ),
             AlertRule(
+                "SollolOllamaNodesAllDown", "critical", "no Ollama node the exporter probes answers. Only where there are nodes.",
+                f"""count by ({by()}) ({_m(c, "sollol_ollama_node_up")})
+unless on ({by()}) ({_m(c, "sollol_ollama_node_up")} == 1)""",
+                "All Ollama nodes are down.",
+                "None of the {{ $value }} Ollama nodes that {{ $labels." + inst + " }} probes has answered GET / for "
+                + _minutes(c, "SollolOllamaNodesAllDown") + "; SOLLOL has nowhere to send a request.",
+            ),
+            AlertRule(
                 "SollolOllamaNodeFalselyAvailable", "warning", "SOLLOL marks a node available that the probe finds down.",
                 f"({_m(c, 'sollol_ollama_node_available')} == 1) and on ({by('node')}) ({_m(c, 'sollol_ollama_node_up')} == 0)",
                 "SOLLOL routes to an Ollama node that is down.",
@@ -118,10 +138,22 @@ or
         ]),
         ("sollol.gpus", "", [
             AlertRule(
-                "SollolGpuMemoryNearlyFull", "warning", f"under {th('SollolGpuMemoryNearlyFull'):.0%} of a GPU's memory free.",
-                f"{_m(c, 'sollol_gpu_memory_free_bytes')} / {_m(c, 'sollol_gpu_memory_total_bytes')} < {_number(th('SollolGpuMemoryNearlyFull'))}",
-                "A GPU is nearly out of memory.",
-                "GPU {{ $labels.gpu }} on {{ $labels.node }} has {{ $value | humanizePercentage }} of its memory free.",
+                "SollolGpuMemoryNearlyFull", "warning",
+                f"under {th('SollolGpuMemoryNearlyFull'):.0%} of a GPU's memory free while requests to its node fail (HTTP 5xx in "
+                "SOLLOL's events, or SOLLOL's own failure count) within 10 minutes. Ollama keeps models loaded and llama.cpp "
+                "allocates what it can, so a full GPU alone is normal; full and failing means a model cannot be loaded.",
+                f"""(
+  {_m(c, "sollol_gpu_memory_free_bytes")} / {_m(c, "sollol_gpu_memory_total_bytes")} < {_number(th("SollolGpuMemoryNearlyFull"))}
+)
+and on ({by("node")})
+(
+  sum by ({by("node")}) (increase({_m(c, "sollol_request_errors_total", 'reason="http_5xx"')}[10m])) > 0
+  or
+  sum by ({by("node")}) (increase({_m(c, "sollol_ollama_node_failed_requests_total")}[10m])) > 0
+)""",
+                "A GPU is out of memory and its node fails requests.",
+                "GPU {{ $labels.gpu }} on {{ $labels.node }} has {{ $value | humanizePercentage }} of its memory free and requests "
+                "to {{ $labels.node }} have failed in the last 10 minutes: a model probably cannot be loaded there.",
             ),
             AlertRule(
                 "SollolGpuTelemetryStale", "warning",
@@ -164,10 +196,12 @@ and on ({by("node")}) node:sollol_requests:rate5m > {_number(c.min_request_rate)
                 f" (threshold {th('SollolNodeErrorRatioHigh'):.0%}).",
             ),
             AlertRule(
-                "SollolModelLatencyHigh", "warning", f"a model's p95 latency is over {_number(th('SollolModelLatencyHigh'))} s.",
-                f'model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95"}} > {_number(th("SollolModelLatencyHigh"))}',
+                "SollolModelLatencyHigh", "warning",
+                f"a model's p95 latency of unary requests is over {_number(th('SollolModelLatencyHigh'))} s. Streamed requests are left "
+                "out: their latency is the whole generation, long by nature.",
+                f'model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",streaming="false"}} > {_number(th("SollolModelLatencyHigh"))}',
                 "A model answers too slowly.",
-                "The 95th percentile latency of {{ $labels.model }} is {{ $value | humanizeDuration }}"
+                "The 95th percentile latency of unary (not streamed) requests to {{ $labels.model }} is {{ $value | humanizeDuration }}"
                 f" (threshold {_number(th('SollolModelLatencyHigh'))}s).",
             ),
             AlertRule(
@@ -208,6 +242,14 @@ and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
                 + _minutes(c, "SollolExporterAbsent") + "; check its scrape configuration.",
             ),
             AlertRule(
+                "SollolExporterConfigReloadFailed", "warning",
+                "the last reload (SIGHUP, POST /-/reload) of the config or web config file failed; the previous one stays in force.",
+                f"{_m(c, 'sollol_exporter_config_last_reload_successful')} == 0",
+                "sollol-exporter failed to reload its configuration.",
+                "{{ $labels." + inst + " }} has run on its previous configuration for " + _minutes(c, "SollolExporterConfigReloadFailed")
+                + " because the file it was told to reload is invalid; it would refuse to start with it. Its log says why.",
+            ),
+            AlertRule(
                 "SollolExporterCollectorFailing", "warning", "one of the exporter's sources is unreadable.",
                 f"{_m(c, 'sollol_exporter_collector_success')} == 0",
                 "A sollol-exporter source is unreadable.",
@@ -233,6 +275,11 @@ def recording_groups(c: Config) -> list[tuple[str, str, list[Recording]]]:
                       (("quantile", q),))
             for q in qs
         ]
+
+    # A stream's latency is its whole generation: its quantiles are kept apart (streaming="true"), never mixed
+    # with those of unary requests (streaming="false"), which the latency alert and panels read by default.
+    def request_quantiles(level: str) -> list[Recording]:
+        return quantiles(level, "sollol_request_duration_seconds", (level, "streaming"))
 
     def ratio(level: str, label: str) -> Recording:
         return Recording(
@@ -264,8 +311,8 @@ count by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})"
             Recording("model:sollol_requests:rate5m", f"sum by ({by('model')}) (rate({_m(c, 'sollol_requests_total')}[5m]))"),
             ratio("node", "node"),
             ratio("model", "model"),
-            *quantiles("node", "sollol_request_duration_seconds", ("node",)),
-            *quantiles("model", "sollol_request_duration_seconds", ("model",)),
+            *request_quantiles("node"),
+            *request_quantiles("model"),
             Recording("coordinator_model:sollol_coordinator_requests:rate5m",
                       f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_requests_total')}[5m]))"),
             *quantiles("coordinator_model", "sollol_coordinator_request_duration_seconds", ("coordinator", "model"), qs=("0.95",)),
@@ -273,6 +320,12 @@ count by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})"
                       f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_completion_tokens_total')}[5m]))"),
         ]),
     ]
+
+
+def _query_label(c: Config, metric: str, label: str, wanted: str) -> str:
+    """Go template: label `wanted` of `metric` for this alert's job, cluster, instance and `label`; "unknown" if none."""
+    return ("{{ with printf \"" + metric + "{" + c.template_matchers() + "," + label + "='%s'} == 1\" " + c.template_values()
+            + " $labels." + label + " | query }}{{ . | first | label \"" + wanted + "\" }}{{ else }}unknown{{ end }}")
 
 
 def _number(value: float) -> str:

@@ -229,7 +229,9 @@ def test_the_cli_writes_a_set_for_another_setup(tmp_path):
     assert written == [p.name for p in DASHBOARDS]
     overview = load(tmp_path / "sollol-overview.json")
     assert overview["tags"] == ["sollol", "mixin"]
-    assert 'sollol_redis_up{job="monitoring/sollol",k8s_cluster=~"$cluster"}' in json.dumps(overview["panels"]).replace('\\"', '"')
+    exprs = json.dumps(overview["panels"]).replace('\\"', '"')
+    assert 'sollol_ollama_node_up{job="monitoring/sollol",k8s_cluster=~"$cluster",node=~"$node"}' in exprs
+    assert '{job="monitoring/sollol",k8s_cluster=~"$cluster",__name__=~"sollol_(redis|coordinator|' in exprs
     assert subprocess.run([*command, "--check"]).returncode == 0
     assert subprocess.run([sys.executable, str(ROOT / "grafana" / "generate.py"), "--check", "--out", str(tmp_path)],
                           capture_output=True).returncode == 1

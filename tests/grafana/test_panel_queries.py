@@ -34,7 +34,7 @@ from tests.support.mixin_prometheus import RenamedPrometheus
 from tests.support.net import free_port, wait_for
 from tests.support.prometheus_stack import Prometheus
 from tests.support.replay import ReplayServer, dashboard_routes, ollama_routes
-from tests.support.sollol_events import ActivityPublisher
+from tests.support.sollol_events import OLLAMA_CHANNEL, ActivityPublisher, ollama_response
 
 pytestmark = pytest.mark.llama
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -65,6 +65,13 @@ def dashboards(stack: str = "shipped"):
     if stack == "shipped":
         return {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))}
     return {name.removesuffix(".json"): model for name, model in sorted(_load_generator().build(RENAMED).items())}
+
+
+def streamed_response(node: str, model: str, latency_ms: float) -> str:
+    """SOLLOL's ollama_response for a stream: the same event with `streaming: true` in its details."""
+    event = json.loads(ollama_response(node, model, latency_ms))
+    event["details"]["streaming"] = True
+    return json.dumps(event)
 
 
 def substitute(expr: str, stack: str = "shipped") -> str:
@@ -120,7 +127,8 @@ def populated(tmp_path_factory, redis_server, tiny_model):
         started.append(ActivityPublisher(client, ollama.address, SLOW_NODE, f"{LOOP}:{coordinator.port}").start())
 
         def feed():
-            """What a running SOLLOL keeps writing: both frequent metadata writers, GPU reports, routing events."""
+            """What a running SOLLOL keeps writing: both frequent metadata writers, GPU reports, routing events, and
+            a streamed generation now and then (the activity publisher's requests are unary)."""
             turn = 0
             while not stop.is_set():
                 doc_a["timestamp"] = time.time()
@@ -128,6 +136,7 @@ def populated(tmp_path_factory, redis_server, tiny_model):
                 client.set("sollol:router:metadata", layout, ex=30)
                 client.set("sollol:gpu:10.0.0.5:11434", json.dumps(dict(GPU, timestamp=time.time())), ex=120)
                 client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event(node=ollama.address))})
+                client.publish(OLLAMA_CHANNEL, streamed_response(ollama.address, "llama3.2:3b", 45_000.0 + 1_000.0 * (turn % 10)))
                 turn += 1
                 stop.wait(1.0)
 

@@ -103,7 +103,7 @@ def test_the_cli_writes_a_rendered_set(tmp_path):
 
 def test_description_queries_are_scoped_to_the_alert_s_own_job_cluster_and_instance():
     text = render(KUBE)["sollol-alerts.yml"]
-    assert text.count("k8s_cluster='%s',instance='%s'") == 2
+    assert text.count("k8s_cluster='%s',instance='%s'") == 4
     assert 'job=\\"monitoring/sollol-exporter\\"' in text
 
 
