@@ -7,6 +7,9 @@ import pytest
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.counts import BUCKETS, EventCounts
 from sollol_exporter.labels import Address
+from tests.support.sollol_events import interleaved, ollama_error, ollama_request, ollama_response, streamed_request, unary_request
+
+NODE, OTHER_NODE, MODEL = "10.0.0.5:11434", "10.0.0.6:11434", "llama3.2:3b"
 
 
 def ollama(event_type, node="10.0.0.5:11434", **details):
@@ -22,12 +25,12 @@ def test_responses_and_errors_per_node_model_and_operation():
     counts.handle(OLLAMA, ollama("ollama_error", model="llama3.2:3b", error="ReadTimeout: timed out", latency_ms=300000.0))
     view = counts.view()
     assert view.requests == {
-        ("10.0.0.5:11434", "llama3.2:3b", "chat", "success"): 1,
-        ("10.0.0.5:11434", "llama3.2:3b", "embed", "success"): 1,
-        ("10.0.0.5:11434", "llama3.2:3b", "unknown", "error"): 2,  # SOLLOL's error events do not say
+        ("10.0.0.5:11434", "llama3.2:3b", "chat", "success", "false"): 1,
+        ("10.0.0.5:11434", "llama3.2:3b", "embed", "success", "false"): 1,
+        ("10.0.0.5:11434", "llama3.2:3b", "unknown", "error", "false"): 2,  # SOLLOL's error events do not say
     }
     assert view.errors == {("10.0.0.5:11434", "llama3.2:3b", "http_5xx"): 1, ("10.0.0.5:11434", "llama3.2:3b", "timeout"): 1}
-    chat = view.durations[("10.0.0.5:11434", "llama3.2:3b", "chat")]
+    chat = view.durations[("10.0.0.5:11434", "llama3.2:3b", "chat", "false")]
     assert sum(chat.counts) == 1 and chat.sum == pytest.approx(0.8421)
     assert chat.counts[BUCKETS.index(1.0)] == 1  # 0.842 s falls in the le="1.0" bucket
     assert view.received == {OLLAMA: 5} and view.invalid == {}
@@ -94,7 +97,7 @@ def test_a_bad_message_costs_itself_only(raw):
     counts.handle(OLLAMA, ollama("ollama_response", model="m", latency_ms=10.0, operation="chat"))
     view = counts.view()
     assert view.invalid == {OLLAMA: 1}
-    assert view.requests == {("10.0.0.5:11434", "m", "chat", "success"): 1}
+    assert view.requests == {("10.0.0.5:11434", "m", "chat", "success", "false"): 1}
 
 
 def test_label_values_past_the_cap_are_folded_and_counted():
@@ -117,9 +120,134 @@ def test_label_sets_are_capped_per_family_not_only_per_label():
             counts.handle(OLLAMA, ollama("ollama_response", node=f"10.0.0.{node}:11434", model=f"m{model}", latency_ms=1.0, operation="chat"))
     view = counts.view()
     assert len(view.requests) == 51 and len(view.durations) == 51  # 50 label sets and the folded one
-    assert view.requests[("other", "other", "chat", "success")] == 400 - 50
+    assert view.requests[("other", "other", "chat", "success", "false")] == 400 - 50
     assert view.folded["label_set"] > 0
     assert sum(view.requests.values()) == 400
+
+
+def feed(counts, messages):
+    for message in messages:
+        assert counts.handle(OLLAMA, message), message
+
+
+def outcomes(view, streaming):
+    """{(node, outcome): count} of the requests labelled `streaming`."""
+    found = {}
+    for (node, _, _, outcome, flag), count in view.requests.items():
+        if flag == streaming:
+            found[(node, outcome)] = found.get((node, outcome), 0) + count
+    return found
+
+
+def test_a_stream_answered_with_an_error_status_is_counted_once_though_sollol_publishes_it_twice():
+    counts = EventCounts()
+    feed(counts, interleaved(streamed_request(NODE, MODEL, 1000.0, 12.0, "HTTP 500")))
+    view = counts.view()
+    assert view.errors == {(NODE, MODEL, "http_5xx"): 1}
+    assert view.requests == {(NODE, MODEL, "unknown", "error", "true"): 1}
+    assert view.received == {OLLAMA: 3} and view.invalid == {}  # the echo is a SOLLOL event, just not a second request
+
+
+def test_an_async_request_answered_with_an_error_status_is_counted_once():
+    counts = EventCounts()
+    feed(counts, interleaved(unary_request(NODE, MODEL, 1000.0, 12.0, "HTTP 503", async_io=True)))
+    assert counts.view().requests == {(NODE, MODEL, "unknown", "error", "false"): 1}
+    assert counts.view().errors == {(NODE, MODEL, "http_5xx"): 1}
+
+
+@pytest.mark.parametrize("failure, reason", [
+    ("peer closed connection without sending complete message body (incomplete chunked read)", "connection"),
+    ("All connection attempts failed", "connection"),
+    ("timed out", "timeout"),
+])
+def test_a_stream_that_breaks_or_never_connects_is_one_error(failure, reason):
+    counts = EventCounts()
+    feed(counts, interleaved(streamed_request(NODE, MODEL, 1000.0, 800.0, failure)))
+    assert counts.view().requests == {(NODE, MODEL, "unknown", "error", "true"): 1}
+    assert counts.view().errors == {(NODE, MODEL, reason): 1}
+
+
+@pytest.mark.parametrize("error", ["Streaming failed: HTTP 500 (retrying)", "streaming failed: HTTP 500", "Streaming failed: boom"])
+def test_only_sollols_exact_echo_text_is_skipped(error):
+    counts = EventCounts()
+    counts.handle(OLLAMA, ollama_error(NODE, MODEL, error))
+    assert sum(counts.view().requests.values()) == 1
+
+
+def test_streamed_and_unary_latencies_land_in_their_own_histograms():
+    counts = EventCounts()
+    feed(counts, interleaved(
+        streamed_request(NODE, MODEL, 1000.0, 40_000.0),  # a whole generation
+        unary_request(NODE, MODEL, 1000.5, 300.0),
+        unary_request(NODE, MODEL, 1001.0, 30.0, operation="embed"),
+    ))
+    view = counts.view()
+    assert view.requests == {(NODE, MODEL, "chat", "success", "true"): 1, (NODE, MODEL, "chat", "success", "false"): 1,
+                             (NODE, MODEL, "embed", "success", "false"): 1}
+    streamed, unary = view.durations[(NODE, MODEL, "chat", "true")], view.durations[(NODE, MODEL, "chat", "false")]
+    assert streamed.sum == pytest.approx(40.0) and streamed.counts[BUCKETS.index(60.0)] == 1
+    assert unary.sum == pytest.approx(0.3) and unary.counts[BUCKETS.index(0.5)] == 1
+
+
+def test_concurrent_streams_unary_requests_and_retries_on_several_nodes_are_each_counted_once_with_their_label():
+    """Overlapping requests to two nodes and one model, their events interleaved as SOLLOL publishes them: streams
+    that fail with a status, break mid-stream or succeed, unary requests that succeed or fail and are retried on
+    the other node, started tens of milliseconds apart while others of the other kind are open on the same node."""
+    counts = EventCounts()
+    broken = "peer closed connection without sending complete message body (incomplete chunked read)"
+    requests = [
+        streamed_request(NODE, MODEL, 1000.000, 5_000.0),
+        streamed_request(NODE, MODEL, 1000.020, 40.0, "HTTP 500"),
+        unary_request(NODE, MODEL, 1000.030, 25.0, "HTTP 500"),        # ...retried on the other node:
+        unary_request(OTHER_NODE, MODEL, 1000.056, 300.0),
+        streamed_request(NODE, MODEL, 1000.070, 2_000.0, broken),
+        unary_request(NODE, MODEL, 1000.090, 10.0, "[Errno 111] Connection refused"),
+        unary_request(OTHER_NODE, MODEL, 1000.101, 200.0),             # its retry
+        streamed_request(OTHER_NODE, MODEL, 1000.110, 60.0, "HTTP 502"),
+        streamed_request(OTHER_NODE, MODEL, 1000.120, 900.0),
+        unary_request(NODE, MODEL, 1000.200, 150.0),
+        streamed_request(NODE, MODEL, 1000.210, 150.0, "HTTP 500"),
+    ]
+    feed(counts, interleaved(*requests))
+    view = counts.view()
+    assert outcomes(view, "true") == {(NODE, "success"): 1, (NODE, "error"): 3, (OTHER_NODE, "success"): 1, (OTHER_NODE, "error"): 1}
+    assert outcomes(view, "false") == {(NODE, "success"): 1, (NODE, "error"): 2, (OTHER_NODE, "success"): 2}
+    assert view.errors == {(NODE, MODEL, "http_5xx"): 3, (NODE, MODEL, "connection"): 2, (OTHER_NODE, MODEL, "http_5xx"): 1}
+    assert counts.in_flight.size == 0
+
+
+def test_an_error_whose_request_was_not_seen_counts_as_unstreamed():
+    counts = EventCounts()
+    counts.handle(OLLAMA, ollama_error(NODE, MODEL, "HTTP 500", 5.0, at=1000.0))
+    counts.handle(OLLAMA, ollama_request(NODE, MODEL, streaming=True, at=2000.0))  # open, but started long after
+    counts.handle(OLLAMA, ollama_error(NODE, MODEL, "HTTP 500", 5.0, at=1000.5))
+    assert counts.view().requests == {(NODE, MODEL, "unknown", "error", "false"): 2}
+    assert counts.in_flight.size == 1
+
+
+def test_streams_that_never_end_do_not_grow_without_bound_nor_spoil_later_matches():
+    counts = EventCounts()
+    for index in range(2_000):  # abandoned by their consumers: no event after the request
+        counts.handle(OLLAMA, ollama_request(NODE, MODEL, streaming=True, at=float(index)))
+    assert counts.in_flight.size == 512  # per node and model, the oldest dropped first
+    for index in range(30_000):
+        counts.handle(OLLAMA, ollama_request(f"10.1.{index // 20 // 250}.{index // 20 % 250}:11434", MODEL, streaming=True, at=float(index)))
+    assert 9_000 <= counts.in_flight.size <= 10_000
+    assert len(counts.in_flight.open[("10.1.5.249:11434", MODEL)]) == 20  # the newest are kept
+    feed(counts, interleaved(unary_request(NODE, MODEL, 50_000.0, 20.0, "HTTP 500")))
+    assert counts.view().requests == {(NODE, MODEL, "unknown", "error", "false"): 1}
+
+
+def test_the_streaming_label_survives_the_label_set_cap():
+    counts = EventCounts(max_label_sets=4)
+    for index in range(10):
+        feed(counts, interleaved(streamed_request(f"10.0.0.{index}:11434", MODEL, 1000.0 + index, 10.0),
+                                 unary_request(f"10.0.0.{index}:11434", MODEL, 1000.5 + index, 10.0)))
+    view = counts.view()
+    assert view.requests[("other", "other", "chat", "success", "true")] == 8
+    assert view.requests[("other", "other", "chat", "success", "false")] == 8
+    assert sum(view.requests.values()) == 20 and len(view.requests) == 6
+    assert set(view.durations) == {key[:3] + key[4:] for key in view.requests}
 
 
 @pytest.mark.parametrize("details", [{"latency_ms": 1e308}, {"latency_ms": 2e7}])

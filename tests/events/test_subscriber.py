@@ -13,7 +13,7 @@ from tests.support.net import stop_process, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.sollol_events import OLLAMA_CHANNEL as OLLAMA
 from tests.support.sollol_events import RPC_CHANNEL as RPC
-from tests.support.sollol_events import ollama_error, ollama_response
+from tests.support.sollol_events import interleaved, ollama_error, ollama_response, streamed_request, unary_request
 
 
 def response(node="10.0.0.5:11434", model="llama3.2:3b", latency_ms=842.1, operation="chat"):
@@ -24,8 +24,8 @@ def error(node="10.0.0.5:11434", model="llama3.2:3b", message="HTTP 500"):
     return ollama_error(node, model, message)
 
 
-def requests_of(samples, outcome, node="10.0.0.5:11434", model="llama3.2:3b", operation="chat"):
-    return value(samples, "sollol_requests_total", node=node, model=model, operation=operation, outcome=outcome)
+def requests_of(samples, outcome, node="10.0.0.5:11434", model="llama3.2:3b", operation="chat", streaming="false"):
+    return value(samples, "sollol_requests_total", node=node, model=model, operation=operation, outcome=outcome, streaming=streaming)
 
 
 def subscribed(exporter, expected: float) -> bool:
@@ -56,11 +56,30 @@ def test_published_requests_are_counted_per_node_model_and_outcome(start_exporte
     assert requests_of(samples, "success") == 7
     assert requests_of(samples, "success", operation="generate") == 1
     assert value(samples, "sollol_request_errors_total", node="10.0.0.5:11434", model="llama3.2:3b", reason="http_5xx") == 2
-    labels = {"node": "10.0.0.5:11434", "model": "llama3.2:3b", "operation": "chat"}
+    labels = {"node": "10.0.0.5:11434", "model": "llama3.2:3b", "operation": "chat", "streaming": "false"}
     assert value(samples, "sollol_request_duration_seconds_count", **labels) == 7
     assert value(samples, "sollol_request_duration_seconds_bucket", le="1.0", **labels) == 7
     assert value(samples, "sollol_request_duration_seconds_bucket", le="0.5", **labels) == 0
     assert value(samples, "sollol_events_received_total", channel="ollama") == 10
+
+
+def test_streamed_requests_are_exported_apart_and_a_failed_stream_once(start_exporter, redis_db):
+    exporter = start_exporter(_config(redis_db.url))
+    wait_for(lambda: subscribed(exporter, 1), 10, what="subscribed")
+    node, model, now = "10.0.0.5:11434", "llama3.2:3b", time.time()
+    messages = interleaved(streamed_request(node, model, now, 12_000.0), streamed_request(node, model, now + 0.05, 40.0, "HTTP 500"),
+                           unary_request(node, model, now + 0.06, 300.0))
+    for message in messages:
+        redis_db.client.publish(OLLAMA, message)
+    wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="ollama") == len(messages), 10, what="received")
+    samples = exporter.scrape()
+    assert {dict(labels)["streaming"]: count for labels, count in series(samples, "sollol_requests_total").items() if dict(labels)["outcome"] == "error"} == {"true": 1}
+    assert value(samples, "sollol_request_errors_total", node=node, model=model, reason="http_5xx") == 1
+    assert requests_of(samples, "success", streaming="true") == 1 and requests_of(samples, "success") == 1
+    streamed = {"node": node, "model": model, "operation": "chat", "streaming": "true"}
+    assert value(samples, "sollol_request_duration_seconds_bucket", le="10.0", **streamed) == 0
+    assert value(samples, "sollol_request_duration_seconds_bucket", le="20.0", **streamed) == 1
+    assert value(samples, "sollol_request_duration_seconds_count", **{**streamed, "streaming": "false"}) == 1
 
 
 def test_a_redis_restart_unsubscribes_then_resubscribes_and_keeps_the_counts(start_exporter, own_redis):

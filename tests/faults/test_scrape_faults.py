@@ -227,7 +227,7 @@ def test_a_lone_surrogate_in_an_event_or_stream_entry_costs_nothing_else(start_e
         assert reply.status_code == 200
         samples = parse(reply.text)
     assert value(samples, "sollol_routing_events_total", event_type="X?Y") == 1
-    assert value(samples, "sollol_requests_total", node="10.0.0.2:11434", model="bad?x", operation="unknown", outcome="success") == 1
+    assert value(samples, "sollol_requests_total", node="10.0.0.2:11434", model="bad?x", operation="unknown", outcome="success", streaming="false") == 1
 
 
 def test_a_routing_timestamp_from_the_far_future_is_not_believed(redis_db, scraper_for):

@@ -31,6 +31,94 @@ class Route:
             return status
 
 
+class OllamaChatRoute(Route):
+    """Ollama's `/api/chat`, streamed unless the request says `"stream": false` (Ollama's default is to stream):
+    `application/x-ndjson` in chunked encoding, one JSON object a line, `done: false` chunks that each carry a piece
+    of `message.content`, then a `done: true` object with the timings. Unstreamed, the whole answer in one object.
+
+    Every `fail_every`-th streamed and every `fail_every`-th unstreamed request (counted apart, so that both kinds
+    fail however they interleave) is answered `fail_status` with Ollama's error object. Every `break_every`-th
+    streamed answer stops after `break_after` chunks: the connection closes without the rest and without the
+    last chunk of the encoding, as when the node dies in the middle of a generation. `chunk_delay` seconds pass
+    before each chunk. `answers` counts what was served: {(streamed, status or "broken"): count}."""
+
+    WORDS = ("Hello", "!", " How", " can", " I", " help", "?")
+
+    def __init__(self, model="llama3.2:3b", fail_every=0, fail_status=500, break_every=0, break_after=2, chunk_delay=0.0):
+        super().__init__(fail_every=fail_every, fail_status=fail_status)
+        self.model, self.break_every, self.break_after, self.chunk_delay = model, break_every, break_after, chunk_delay
+        self.answers: dict[tuple[bool, int | str], int] = {}
+        self._requests = {True: 0, False: 0}
+        self._streams = 0
+
+    def served_count(self, streamed: bool, outcome) -> int:
+        return self.answers.get((streamed, outcome), 0)
+
+    def _decide(self, streamed: bool) -> int | str:
+        with self._lock:
+            self._requests[streamed] += 1
+            if self.fail_every and self._requests[streamed] % self.fail_every == 0:
+                outcome = self.fail_status
+            elif streamed:
+                self._streams += 1
+                outcome = "broken" if self.break_every and self._streams % self.break_every == 0 else 200
+            else:
+                outcome = 200
+            self.answers[(streamed, outcome)] = self.answers.get((streamed, outcome), 0) + 1
+            status = 200 if outcome == "broken" else outcome
+            self.served[status] = self.served.get(status, 0) + 1
+            return outcome
+
+    def _chunk(self, content: str) -> dict:
+        return {"model": self.model, "created_at": "2025-11-14T18:02:11.412345Z", "message": {"role": "assistant", "content": content}, "done": False}
+
+    def _final(self, content: str = "") -> dict:
+        return {"model": self.model, "created_at": "2025-11-14T18:02:11.512345Z", "message": {"role": "assistant", "content": content},
+                "done": True, "done_reason": "stop", "total_duration": 105_000_000, "load_duration": 1_200_000,
+                "prompt_eval_count": 8, "prompt_eval_duration": 9_000_000, "eval_count": len(self.WORDS), "eval_duration": 90_000_000}
+
+    def respond(self, handler, body: bytes) -> None:
+        try:
+            streamed = json.loads(body or b"{}").get("stream", True) is not False
+        except (ValueError, AttributeError):
+            streamed = True
+        outcome = self._decide(streamed)
+        try:
+            if outcome not in (200, "broken"):
+                self._send(handler, outcome, "application/json; charset=utf-8", json.dumps({"error": "model runner has unexpectedly stopped"}).encode())
+            elif not streamed:
+                self._send(handler, 200, "application/json; charset=utf-8", json.dumps(self._final("".join(self.WORDS))).encode())
+            else:
+                self._stream(handler, broken=outcome == "broken")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @staticmethod
+    def _send(handler, status: int, content_type: str, payload: bytes) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    def _stream(self, handler, broken: bool) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/x-ndjson")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        lines = [self._chunk(word) for word in self.WORDS] + [self._final()]
+        for index, line in enumerate(lines):
+            if broken and index == self.break_after:
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if self.chunk_delay:
+                time.sleep(self.chunk_delay)
+            data = json.dumps(line).encode() + b"\n"
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        handler.wfile.write(b"0\r\n\r\n")
+
+
 class ReplayServer:
     def __init__(self, routes: dict[str, Route]):
         self.routes = dict(routes)
@@ -50,13 +138,16 @@ class ReplayServer:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(min(length, 1_048_576))
+                self.body = self.rfile.read(min(length, 1_048_576))
                 self.do_GET("POST")
 
             def do_GET(self, method="GET"):
                 path = self.path.split("?", 1)[0]
                 replay.requests.append((method, path, dict(self.headers)))
                 route = replay.routes.get(path) or Route({"error": "not found"}, status=404)
+                if isinstance(route, OllamaChatRoute):
+                    route.respond(self, getattr(self, "body", b""))
+                    return
                 status = route.answer()
                 if route.delay:
                     time.sleep(route.delay)

@@ -1,6 +1,7 @@
 """Drives the real `sollol` package (PyPI 0.9.66) in its own virtual environment; run by the tests as
 
     <sollol venv>/bin/python sollol_driver.py pool '{"nodes": [...], "requests": N, "redis_port": P}'
+    <sollol venv>/bin/python sollol_driver.py pool '{"nodes": [...], "requests": N, "streams": S, "threads": T, "redis_port": P}'
     <sollol venv>/bin/python sollol_driver.py coordinator '{"model": ..., "workers": [...], "port": P, "requests": N, "redis_port": P}'
 
 It imports nothing from this repository. It prints one JSON line with what it did, then exits; SOLLOL's
@@ -14,6 +15,7 @@ import json
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 
 def pool(spec: dict) -> dict:
@@ -26,15 +28,25 @@ def pool(spec: dict) -> dict:
         exclude_localhost=False, discover_all_nodes=False, register_with_dashboard=False, enable_ray=False,
         enable_dask=False, enable_gpu_redis=False, redis_host="127.0.0.1", redis_port=spec["redis_port"], enable_cache=False,
     )
-    ok = failed = 0
-    for index in range(spec["requests"]):
+    requests, streams = spec["requests"], spec.get("streams", 0)
+    # Streamed requests spread evenly among the unstreamed ones; `threads` of them run at once.
+    kinds = [streams * (index + 1) // (requests + streams) > streams * index // (requests + streams) for index in range(requests + streams)]
+
+    def ask(index: int, streamed: bool) -> str:
+        messages = [{"role": "user", "content": f"hello {index}"}]
         try:
-            pool.chat(model="llama3.2:3b", messages=[{"role": "user", "content": f"hello {index}"}])
-            ok += 1
+            if streamed:
+                chunks = list(pool.chat(model="llama3.2:3b", messages=messages, stream=True))
+                return "streams_ok" if chunks and chunks[-1].get("done") is True else "streams_failed"
+            pool.chat(model="llama3.2:3b", messages=messages)
+            return "ok"
         except Exception:
-            failed += 1
+            return "streams_failed" if streamed else "failed"
+
+    with ThreadPoolExecutor(max_workers=spec.get("threads", 1)) as workers:
+        outcomes = list(workers.map(ask, range(len(kinds)), kinds))
     pool.stop()
-    return {"ok": ok, "failed": failed}
+    return {name: outcomes.count(name) for name in ("ok", "failed", "streams_ok", "streams_failed")}
 
 
 def coordinator(spec: dict) -> dict:

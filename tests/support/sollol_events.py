@@ -13,15 +13,83 @@ RPC_CHANNEL = "sollol:dashboard:rpc:activity"
 TRACES_CHANNEL = "sollol:traces"
 
 
-def ollama_response(node: str, model: str, latency_ms: float, operation: str = "chat") -> str:
-    return json.dumps({"timestamp": time.time(), "backend": node, "event_type": "ollama_response",
-                       "severity": "warning" if latency_ms > 10_000 else "info",
-                       "details": {"model": model, "latency_ms": latency_ms, "status_code": 200, "operation": operation}})
+def ollama_request(node: str, model: str, operation: str = "chat", *, streaming: bool = False, async_io: bool = False,
+                   at: float | None = None) -> str:
+    """OllamaPool's request event: `streaming: true` from _make_streaming_request, `async_io: true` from
+    _make_request_async, neither from _make_request."""
+    details = {"model": model, "operation": operation, "priority": 5}
+    if streaming:
+        details["streaming"] = True
+    if async_io:
+        details["async_io"] = True
+    return json.dumps({"timestamp": time.time() if at is None else at, "backend": node, "event_type": "ollama_request",
+                       "severity": "info", "details": details})
 
 
-def ollama_error(node: str, model: str, error: str, latency_ms: float = 3.0) -> str:
-    return json.dumps({"timestamp": time.time(), "backend": node, "event_type": "ollama_error", "severity": "error",
+def ollama_response(node: str, model: str, latency_ms: float, operation: str = "chat", *, streaming: bool = False,
+                    async_io: bool = False, at: float | None = None) -> str:
+    details = {"model": model, "latency_ms": latency_ms, "status_code": 200, "operation": operation}
+    if streaming:
+        details["streaming"] = True
+    if async_io:
+        details["async_io"] = True
+    return json.dumps({"timestamp": time.time() if at is None else at, "backend": node, "event_type": "ollama_response",
+                       "severity": "warning" if latency_ms > 10_000 else "info", "details": details})
+
+
+def ollama_error(node: str, model: str, error: str, latency_ms: float = 3.0, *, at: float | None = None) -> str:
+    """Never says whether the request was streamed, nor its operation."""
+    return json.dumps({"timestamp": time.time() if at is None else at, "backend": node, "event_type": "ollama_error", "severity": "error",
                        "details": {"model": model, "error": error, "latency_ms": latency_ms}})
+
+
+# What SOLLOL 0.9.66's OllamaPool publishes for one request, in order, as (timestamp, message): `started` is its
+# start_time, the events follow a few tens of microseconds after the moment they describe. `failure` is None for
+# a 200, "HTTP nnn" for an error status, or the text of the exception SOLLOL caught (connection refused, a read
+# timeout, the node closing the connection in the middle of a stream).
+_LOGGED = 0.00003
+
+
+def _is_status(failure: str) -> bool:
+    return failure.startswith("HTTP ") and failure[5:].isdigit()
+
+
+def streamed_request(node: str, model: str, started: float, latency_ms: float, failure: str | None = None,
+                     operation: str = "chat") -> list[tuple[float, str]]:
+    """_make_streaming_request: an error status is published twice, as "HTTP nnn" and then, from the outer
+    `except`, as the RuntimeError just raised, "Streaming failed: HTTP nnn"; any other failure once."""
+    ended = started + latency_ms / 1000
+    events = [(started + _LOGGED, ollama_request(node, model, operation, streaming=True, at=started + _LOGGED))]
+    if failure is None:
+        return events + [(ended + _LOGGED, ollama_response(node, model, latency_ms, operation, streaming=True, at=ended + _LOGGED))]
+    events.append((ended + _LOGGED, ollama_error(node, model, failure, latency_ms, at=ended + _LOGGED)))
+    if _is_status(failure):
+        echo_ms = latency_ms + 0.2
+        echo_at = started + echo_ms / 1000 + _LOGGED
+        events.append((echo_at, ollama_error(node, model, f"Streaming failed: {failure}", echo_ms, at=echo_at)))
+    return events
+
+
+def unary_request(node: str, model: str, started: float, latency_ms: float, failure: str | None = None,
+                  operation: str = "chat", async_io: bool = False) -> list[tuple[float, str]]:
+    """_make_request (one attempt; a retry on the next node is another call), or with `async_io`
+    _make_request_async, which like a stream publishes an error status twice ("Request failed: HTTP nnn")."""
+    ended = started + latency_ms / 1000
+    events = [(started + _LOGGED, ollama_request(node, model, operation, async_io=async_io, at=started + _LOGGED))]
+    if failure is None:
+        return events + [(ended + _LOGGED, ollama_response(node, model, latency_ms, operation, async_io=async_io, at=ended + _LOGGED))]
+    events.append((ended + _LOGGED, ollama_error(node, model, failure, latency_ms, at=ended + _LOGGED)))
+    if async_io and _is_status(failure):
+        echo_ms = latency_ms + 0.2
+        echo_at = started + echo_ms / 1000 + _LOGGED
+        events.append((echo_at, ollama_error(node, model, f"Request failed: {failure}", echo_ms, at=echo_at)))
+    return events
+
+
+def interleaved(*requests: list[tuple[float, str]]) -> list[str]:
+    """The messages of requests that ran at the same time, in the order SOLLOL's observer publishes them (the
+    order they were logged: one queue, one publishing thread)."""
+    return [message for _, message in sorted((event for request in requests for event in request), key=lambda event: event[0])]
 
 
 def rpc_response_traced(coordinator_url: str, model: str, latency_ms: float, completion_tokens: int) -> str:

@@ -41,10 +41,12 @@ class EventsCollector:
         for label, count in sorted(view.folded.items()):
             folded.add_metric([label], count)
 
-        requests = CounterMetricFamily("sollol_requests_total", "Requests SOLLOL sent to Ollama nodes, by outcome (from its activity events).", labels=["node", "model", "operation", "outcome"])
+        requests = CounterMetricFamily("sollol_requests_total", "Requests SOLLOL sent to Ollama nodes, by outcome and whether the answer was streamed (from its activity events).",
+                                       labels=["node", "model", "operation", "outcome", "streaming"])
         for key, count in sorted(view.requests.items()):
             requests.add_metric(list(key), count)
-        duration = HistogramMetricFamily("sollol_request_duration_seconds", "Latency of successful requests to Ollama nodes, as SOLLOL measured it.", labels=["node", "model", "operation"])
+        duration = HistogramMetricFamily("sollol_request_duration_seconds", "Latency of successful requests to Ollama nodes, as SOLLOL measured it (a stream's is its whole generation).",
+                                         labels=["node", "model", "operation", "streaming"])
         for key, histogram in sorted(view.durations.items()):
             _histogram(duration, list(key), histogram)
         errors = CounterMetricFamily("sollol_request_errors_total", "Failed requests to Ollama nodes by reason (http_5xx, http_4xx, timeout, connection, other).", labels=["node", "model", "reason"])

@@ -10,7 +10,26 @@ Which message counts as what:
                    rpc_backend_connect -> active and configured worker counts.
   traces channel   trace_failed    -> a failed coordinator request (RayHybridRouter publishes no rpc_error);
                    trace_complete is not counted: the rpc_response published with it already was.
-Request events (ollama_request, rpc_request) are counted as received only.
+rpc_request events are counted as received only.
+
+Streamed requests (sollol.pool.OllamaPool._make_streaming_request, SOLLOL 0.9.66). Every request, streamed or not,
+is labelled streaming "true" or "false"; a stream's latency is its whole generation, so the two are kept apart.
+  - ollama_request and ollama_response say `streaming: true` for a stream (absent otherwise); ollama_request is
+    not counted but opens the request, and the response ends it (in_flight.py).
+  - ollama_error never says. It is labelled by the open request it ends: same node and model, the start its
+    timestamp minus latency_ms implies nearest the request's timestamp. With no such request seen (the exporter
+    subscribed later, or SOLLOL sampled the request event away), it counts as streaming "false".
+  - A stream answered with an HTTP error status publishes two ollama_error events: "HTTP 500", then from the
+    function's outer `except`, the RuntimeError it has just raised, "Streaming failed: HTTP 500".
+    OllamaPool._make_request_async does the same with "Request failed: HTTP 500". The second one of each pair (an
+    error that is exactly "Streaming failed: HTTP nnn" or "Request failed: HTTP nnn", a text nothing else in
+    SOLLOL writes as an error) is an echo: received, not counted. Both events name the same node and model
+    and are published by one thread, one after the other, so no other request can make an echo appear
+    without its original.
+  - A stream that fails before or while it is read (connection refused, timeout, the node closing the
+    connection mid-stream) publishes one ollama_error with the exception's text, and is counted once.
+  - A stream its consumer abandons publishes nothing after ollama_request; a node that reports an error inside a
+    200 stream (an `{"error": ...}` line) is a success to SOLLOL, and so to the exporter.
 
 Node and model names come from outside: each label keeps at most a configured number of distinct values, later
 ones are folded into "other" and the folds are counted.
@@ -23,8 +42,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sollol_exporter.events import OLLAMA, RPC, TRACES
+from sollol_exporter.events.in_flight import InFlight
 from sollol_exporter.labels import Address, parse_address, sanitize
 from sollol_exporter.values import BadValue, decode_json, mapping, number, text
 
@@ -37,6 +58,7 @@ REASONS = ("http_5xx", "http_4xx", "timeout", "connection", "other")
 LIFECYCLE = {"coordinator_start": "start", "coordinator_stop": "stop", "coordinator_model_load": "model_load"}
 SUCCESS, ERROR = "success", "error"
 _HTTP_STATUS = re.compile(r"\bHTTP\s*([1-5])\d\d\b")
+_ECHO = re.compile(r"(?:Streaming|Request) failed: HTTP \d{3}")  # repeats the "HTTP nnn" error just published
 
 
 class Histogram:
@@ -83,8 +105,8 @@ class EventsView:
     invalid: dict[str, float]
     last_received: dict[str, float]
     folded: dict[str, float]
-    requests: dict[tuple[str, str, str, str], float]
-    durations: dict[tuple[str, str, str], Histogram]
+    requests: dict[tuple[str, str, str, str, str], float]  # node, model, operation, outcome, streaming
+    durations: dict[tuple[str, str, str, str], Histogram]  # node, model, operation, streaming
     errors: dict[tuple[str, str, str], float]
     coordinator_requests: dict[tuple[str, str, str], float]
     coordinator_durations: dict[tuple[str, str], Histogram]
@@ -98,7 +120,7 @@ class EventsView:
 class Update:
     """What one event counts, worked out without touching the counts (labels before their caps)."""
 
-    kind: str  # request | coordinator_request | lifecycle | heartbeat | none
+    kind: str  # request_start | request | coordinator_request | lifecycle | heartbeat | none
     target: str = ""  # node or coordinator
     named: bool = False  # the coordinator is a configured one: its label is not capped
     model: str = ""
@@ -110,6 +132,8 @@ class Update:
     event: str = ""
     active: float | None = None
     configured: float | None = None
+    streaming: bool | None = None  # None: the event does not say
+    started: float | None = None  # when the request started, on SOLLOL's clock
 
 
 # Larger values are not a measurement: an event that claims one is invalid (a single 1e308 would pin a counter at +Inf).
@@ -141,15 +165,21 @@ def _model(details: dict) -> str:
 def _ollama(event: dict) -> Update:
     kind = text(event.get("event_type"))
     details = mapping(event.get("details"))
-    if kind == "ollama_request":
-        return Update("none")
-    if kind not in ("ollama_response", "ollama_error"):
+    if kind not in ("ollama_request", "ollama_response", "ollama_error"):
         raise BadValue(f"unknown event type {kind!r}")
     node = str(parse_address(event.get("backend"), 11434))
-    common = dict(target=node, model=_model(details), operation=_operation(details.get("operation")), seconds=_seconds(details.get("latency_ms")))
+    timestamp = number(event.get("timestamp"))
+    if kind == "ollama_request":
+        return Update("request_start", node, model=_model(details), streaming=details.get("streaming") is True, started=timestamp)
+    seconds = _seconds(details.get("latency_ms"))
+    started = timestamp - seconds if timestamp is not None and seconds is not None else None
+    common = dict(target=node, model=_model(details), operation=_operation(details.get("operation")), seconds=seconds, started=started)
     if kind == "ollama_response":
-        return Update("request", outcome=SUCCESS, **common)
-    return Update("request", outcome=ERROR, reason=_reason(details.get("error")), **common)
+        return Update("request", outcome=SUCCESS, streaming=details.get("streaming") is True, **common)
+    error = details.get("error")
+    if isinstance(error, str) and _ECHO.fullmatch(error):
+        return Update("none")
+    return Update("request", outcome=ERROR, reason=_reason(error), **common)
 
 
 def _coordinator(backend, names: dict[Address, str]) -> tuple[str, bool]:
@@ -215,8 +245,8 @@ class EventCounts:
     received: dict[str, float] = field(default_factory=dict)
     invalid: dict[str, float] = field(default_factory=dict)
     last_received: dict[str, float] = field(default_factory=dict)
-    requests: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
-    durations: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
+    requests: dict[tuple[str, str, str, str, str], float] = field(default_factory=dict)
+    durations: dict[tuple[str, str, str, str], Histogram] = field(default_factory=dict)
     errors: dict[tuple[str, str, str], float] = field(default_factory=dict)
     coordinator_requests: dict[tuple[str, str, str], float] = field(default_factory=dict)
     coordinator_durations: dict[tuple[str, str], Histogram] = field(default_factory=dict)
@@ -227,10 +257,13 @@ class EventCounts:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        # Told of every configured coordinator an event is about (None: SOLLOL's RPC registry, so llama.cpp is in use).
+        self.announce: Callable[[str | None], None] | None = None
         self.nodes = LabelCap(self.max_nodes)
         self.models = LabelCap(self.max_models)
         self.coordinators = LabelCap(self.max_nodes)
         self.folded_sets = 0
+        self.in_flight = InFlight()  # keyed by node and model before their caps
 
     def configure(self, max_nodes: int, max_models: int, max_label_sets: int | None = None) -> None:
         with self.lock:
@@ -277,11 +310,19 @@ class EventCounts:
         return folded
 
     def _apply(self, u: Update) -> None:
-        if u.kind == "request":
+        if u.kind in ("coordinator_request", "lifecycle", "heartbeat") and u.named and self.announce is not None:
+            self.announce(None if u.target == "rpc_registry" else u.target)
+        if u.kind == "request_start":
+            self.in_flight.start((u.target, u.model), u.started, bool(u.streaming))
+        elif u.kind == "request":
+            streamed = self.in_flight.finish((u.target, u.model), u.started, u.streaming)
+            if u.streaming is not None:  # a response says; an error is known by its request, if that was seen
+                streamed = u.streaming
+            streaming = "true" if streamed else "false"
             node, model = self.nodes(u.target), self.models(u.model)
-            _add(self.requests, self._key(self.requests, (node, model, u.operation, u.outcome), (OTHER, OTHER, u.operation, u.outcome)))
+            _add(self.requests, self._key(self.requests, (node, model, u.operation, u.outcome, streaming), (OTHER, OTHER, u.operation, u.outcome, streaming)))
             if u.outcome == SUCCESS and u.seconds is not None:
-                key = self._key(self.durations, (node, model, u.operation), (OTHER, OTHER, u.operation))
+                key = self._key(self.durations, (node, model, u.operation, streaming), (OTHER, OTHER, u.operation, streaming))
                 self.durations.setdefault(key, Histogram()).observe(u.seconds)
             if u.outcome == ERROR:
                 _add(self.errors, self._key(self.errors, (node, model, u.reason), (OTHER, OTHER, u.reason)))
