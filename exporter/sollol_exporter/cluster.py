@@ -7,7 +7,6 @@ not. Targets that no config or SOLLOL source names any more are forgotten at the
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -124,7 +123,6 @@ class ClusterState:
         self.events.announce = lambda name: self.presence.announce(COORDINATOR, name)
         self._subscriber = None
         self._subscription: tuple | None = None
-        self.subscriber_started = 0.0  # time.monotonic() when the running subscriber was started
 
     def subscribe(self, settings: tuple | None, start) -> None:
         """Keep the event subscriber running with these settings: the running one if they are unchanged (a reload
@@ -135,11 +133,15 @@ class ClusterState:
             old, self._subscriber, self._subscription = self._subscriber, None, settings
             if settings is not None:
                 self._subscriber = start()  # takes the next generation: from now on only its messages count
-                self.subscriber_started = time.monotonic()
             elif old is not None:
                 self.events.new_generation()
         if old is not None:
             old.stop()  # outside the lock: snapshots must not wait for it
+    def subscriber_connecting(self) -> bool:
+        """True while the running subscriber has not yet subscribed or failed once: not a failure yet."""
+        subscriber = self._subscriber
+        return subscriber is not None and not subscriber.tried.is_set()
+
     def close(self) -> None:
         self.subscribe(None, None)
 

@@ -183,9 +183,8 @@ class Collection:
             routing = s.cluster.routing.view()
             handshakes = frozen(s.cluster.handshakes)
         events = s.cluster.events.view() if s.config.events.enabled else None
-        # a subscriber still making its first connection is not failing yet
-        connecting = time.monotonic() - s.cluster.subscriber_started < s.config.redis.timeout
-        if events is not None and not events.subscribed and not connecting and expected[presence.REDIS, presence.REDIS]:
+        if (events is not None and not events.subscribed and not s.cluster.subscriber_connecting()
+                and expected[presence.REDIS, presence.REDIS]):
             failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
         coordinators = self._coordinators(elapsed, invalid)
         for name in coordinators:

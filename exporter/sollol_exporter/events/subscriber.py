@@ -28,6 +28,7 @@ class Subscriber:
         self.coordinator_names = coordinator_names
         self.timeout = timeout
         self._stop = threading.Event()
+        self.tried = threading.Event()  # set once the first connection has subscribed or failed
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         # Only the newest subscriber's messages count: a replaced one may still deliver a few before it stops.
         self.generation = counts.new_generation()
@@ -60,6 +61,7 @@ class Subscriber:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(*self.channels)
                 self.counts.set_subscribed(True, self.generation)
+                self.tried.set()
                 if failing:
                     log.info("events subscription restored", extra=fields(channels=",".join(self.channels)))
                 failing, backoff = "", MIN_BACKOFF
@@ -69,6 +71,7 @@ class Subscriber:
                         self._handle(message)
             except Exception as err:  # whatever ends the connection (redis-py raises more than RedisError), retry
                 self.counts.set_subscribed(False, self.generation)
+                self.tried.set()
                 reason = type(err).__name__
                 if reason != failing:
                     log.warning("events subscription lost, retrying", extra=fields(error=reason, retry_in=f"{backoff}s"))
