@@ -124,7 +124,7 @@ def test_config_check_is_unchanged_by_the_collector_flags():
 
 
 def test_telemetry_path_is_checked():
-    for bad, says in (("metrics", "must start with /"), ("/", "served by the exporter itself"),
+    for bad, says in (("metrics", "must start with a single /"), ("//evil.example/x", "must start with a single /"), ("/", "served by the exporter itself"),
                       ("/-/healthy", "served by the exporter itself"), ("/-/ready", "served by the exporter itself"),
                       ("/-/reload", "served by the exporter itself"), ("/a b", "not a URL path"),
                       ("/m?x=1", "not a URL path"), ("/m#top", "not a URL path"), ("/" + "m" * 300, "not a URL path")):

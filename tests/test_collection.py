@@ -42,11 +42,23 @@ def test_workers_still_learn_their_coordinators_state_without_its_collector(tmp_
     made = scraper(tmp_path, base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "main"}]), {"coordinator"})
     try:
         samples = collect(made)
-        assert "/health" in coordinator.paths()
+        assert coordinator.paths() == ["/health"]  # not /metrics (it resets llama-server's gauges) nor /props
         assert series(samples, "sollol_coordinator_up") == {}
     finally:
         made.close()
         coordinator.stop()
+
+
+def test_redis_is_not_read_when_nothing_needs_it(tmp_path, redis_db):
+    made = scraper(tmp_path, base_config(redis_db.url), {"redis", "metadata", "gpu", "rpc_nodes", "routing", "ollama", "rpc_backends"})
+    try:
+        before = redis_db.client.info("stats")["total_commands_processed"]
+        collect(made)
+        collect(made)
+        # the events subscriber's own connection may ping; the per-scrape read (PING, TYPE, TTL, SCAN...) is gone
+        assert redis_db.client.info("stats")["total_commands_processed"] - before <= 3
+    finally:
+        made.close()
 
 
 def test_events_on_subscribes(tmp_path, redis_db):

@@ -512,11 +512,10 @@ def test_landing_page_says_what_to_set_when_nothing_is_found(start_exporter, red
     from tests.support.net import free_port
 
     closed = free_port()  # bound and released: nothing listens there
-    exporter = start_exporter(base_config(
-        f"redis://:hunter2-secret@127.0.0.1:{closed}/0",
-        coordinators=[{"url": f"http://127.0.0.1:{closed}", "name": "main", "timeout": "1s"}],
-        dashboard={"enabled": True, "url": f"http://127.0.0.1:{closed}/?a=1&b=2", "timeout": "1s"},
-    ))
+    # no config file: the parts are only where the variables say they would be, so absent, not down
+    exporter = start_exporter(None, env={"SOLLOL_REDIS_URL": f"redis://:hunter2-secret@127.0.0.1:{closed}/0",
+                                         "SOLLOL_COORDINATOR_HOST": "127.0.0.1", "SOLLOL_COORDINATOR_PORT": str(closed),
+                                         "SOLLOL_DASHBOARD_HOST": "127.0.0.1", "SOLLOL_DASHBOARD_PORT": str(closed)})
     assert hints_on(exporter) == []  # nothing is known before the first scrape
     exporter.scrape()
     lines = hints_on(exporter)
@@ -531,10 +530,23 @@ def test_landing_page_says_what_to_set_when_nothing_is_found(start_exporter, red
     assert "sollol:rpc:node:" in by["workers"] and "rpc_backends.static" in by["workers"]
     assert "sollol:router:metadata" in by["ollama"] and "ollama.nodes" in by["ollama"]
     assert "SOLLOL_DASHBOARD_HOST" in by["dashboard"] and "dashboard.url" in by["dashboard"]
-    assert "dashboard.enabled: false" in by["dashboard"] and "?a=1&b=2" in by["dashboard"]
+    assert "dashboard.enabled: false" in by["dashboard"] and "coordinators: []" in by["coordinator"]
     page = requests.get(exporter.url + "/", timeout=10).text
     assert "hunter2" not in page and "<secret>" in "".join(lines)
-    assert "&b=2" not in page and "&amp;b=2" in page  # escaped
+    assert "&lt;secret&gt;" in page  # escaped
+
+
+def test_landing_page_has_no_line_for_what_the_file_names(start_exporter, redis_db):
+    """A part the config file names is expected: when it does not answer, that is an outage (its up series is 0 and
+    an alert fires), not a setup question."""
+    from tests.support.net import free_port
+
+    closed = free_port()
+    exporter = start_exporter(base_config(f"redis://127.0.0.1:{closed}/0", coordinators=[{"url": f"http://127.0.0.1:{closed}", "name": "main"}],
+                                          dashboard={"enabled": True, "url": f"http://127.0.0.1:{closed}"}))
+    samples = exporter.scrape()
+    assert value(samples, "sollol_redis_up") == 0 and value(samples, "sollol_coordinator_up", coordinator="main") == 0
+    assert not [line for line in hints_on(exporter) if line.startswith((HINTS["redis"], HINTS["coordinator"], HINTS["dashboard"]))]
 
 
 def test_landing_page_lines_go_for_the_parts_that_are_found(start_exporter, redis_db, ollama, dashboard):
@@ -545,7 +557,7 @@ def test_landing_page_lines_go_for_the_parts_that_are_found(start_exporter, redi
         exporter = start_exporter(config, extra_args=("--web.enable-lifecycle",))
         exporter.scrape()
         lines = hints_on(exporter)
-        assert [line for line in lines if line.startswith(HINTS["workers"])]
+        assert not [line for line in lines if line.startswith(HINTS["workers"])]  # coordinators: []: no llama.cpp
         assert [line for line in lines if line.startswith(HINTS["ollama"])]
         assert "discovery is off (ollama.discover)" in "".join(lines)
         assert not [line for line in lines if line.startswith(HINTS["redis"])]  # Redis answers

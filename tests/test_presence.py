@@ -117,26 +117,61 @@ def test_parts_the_config_file_names_are_expected_from_the_start(redis_db, scrap
     assert {"applications"} <= failing_collectors(s)
 
 
-def test_worker_registrations_make_the_default_coordinator_expected(redis_db, scraper_from_env):
+def test_workers_alone_do_not_make_a_coordinator_expected(redis_db, scraper_from_env):
+    """RayHybridRouter writes its workers into the metadata at start and starts llama-server only for the first
+    request that needs it: workers (registered, in the metadata, or in the file) say nothing of a coordinator."""
     port = nowhere()
     scraper = scraper_from_env(SOLLOL_REDIS_URL=redis_db.url, SOLLOL_COORDINATOR_PORT=port, SOLLOL_DASHBOARD_PORT=nowhere())
-    assert series(collect(scraper), "sollol_coordinator_up") == {}
     redis_db.client.set(f"sollol:rpc:node:127.0.0.1:{nowhere()}", json.dumps(RPC_NODE), ex=3600)
+    redis_db.client.set("sollol:router:metadata", json.dumps({**VARIANT_B, "rpc_backends": [{"host": "127.0.0.1", "port": int(nowhere())}]}), ex=3600)
     s = collect(scraper)
-    assert value(s, "sollol_coordinator_up", coordinator=f"localhost:{port}") == 0
-    redis_db.client.delete(*redis_db.client.keys("sollol:rpc:node:*"))
-    assert value(collect(scraper), "sollol_coordinator_up", coordinator=f"localhost:{port}") == 0  # stays expected
+    assert series(s, "sollol_coordinator_up") == {}
+    assert one_hot(s, "sollol_coordinator_state", coordinator=f"localhost:{port}") == "absent"
+    # and no worker names the absent coordinator as the one it serves
+    assert not any(dict(labels)["coordinator"] == f"localhost:{port}" for labels in series(s, "sollol_rpc_backend_coordinator_info"))
+    redis_db.client.publish(RPC_CHANNEL, rpc_event("rpc_backend_connect", "rpc_registry", type="heartbeat", total_active=1))
+    assert series(collect(scraper), "sollol_coordinator_up") == {}
 
 
-def test_ray_hybrid_metadata_makes_the_dashboard_and_coordinator_expected(redis_db, scraper_from_env):
-    coordinator_port, dashboard_port = nowhere(), nowhere()
-    scraper = scraper_from_env(SOLLOL_REDIS_URL=redis_db.url, SOLLOL_COORDINATOR_PORT=coordinator_port, SOLLOL_DASHBOARD_PORT=dashboard_port)
-    assert series(collect(scraper), "sollol_dashboard_up") == {}
-    redis_db.client.set("sollol:router:metadata", json.dumps(VARIANT_B), ex=3600)
-    s = collect(scraper)
-    assert value(s, "sollol_dashboard_up") == 0
-    assert "applications" in failing_collectors(s)
-    assert value(s, "sollol_coordinator_up", coordinator=f"localhost:{coordinator_port}") == 0
+def test_a_part_that_answers_badly_is_there_and_down(tmp_path, scraper_from_env):
+    """Something that speaks the protocol is present even when it is of no use: a Redis refusing the password, a
+    coordinator that accepts connections and never answers, one that answers an error."""
+    import socket
+
+    from tests.support.redis_server import RedisServer
+
+    guarded = RedisServer(tmp_path)
+    guarded.client.config_set("requirepass", "right")
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
+    try:
+        scraper = scraper_from_env(SOLLOL_REDIS_URL=f"redis://:wrong@127.0.0.1:{guarded.port}/0", SOLLOL_COORDINATOR_HOST="127.0.0.1",
+                                   SOLLOL_COORDINATOR_PORT=str(hung.getsockname()[1]), SOLLOL_DASHBOARD_PORT=nowhere())
+        s = collect(scraper, 7.0)  # past the coordinator's 5 s timeout: its read ends as hung
+        assert value(s, "sollol_redis_up") == 0
+        assert value(s, "sollol_coordinator_up", coordinator=f"127.0.0.1:{hung.getsockname()[1]}") == 0
+        assert one_hot(s, "sollol_coordinator_state", coordinator=f"127.0.0.1:{hung.getsockname()[1]}") == "hung"
+    finally:
+        hung.close()
+        guarded.client = __import__("redis").Redis(host="127.0.0.1", port=guarded.port, password="right")
+        guarded.stop()
+
+
+def test_redis_at_another_address_after_a_reload_starts_absent(redis_db, tmp_path):
+    from sollol_exporter.app import State
+
+    path = tmp_path / "config.yml"
+    path.write_text(f"redis: {{url: '{redis_db.url}'}}\ncoordinators: []\ndashboard: {{enabled: false}}\n")
+    env = {"SOLLOL_REDIS_URL": f"redis://127.0.0.1:{nowhere()}/0"}
+    state = State(config_module.load(str(path), env=env), str(path))
+    try:
+        assert value(collect(state.scraper), "sollol_redis_up") == 1
+        path.write_text("coordinators: []\ndashboard: {enabled: false}\n")  # now only the variable names one, where nothing answers
+        assert state.reload(lambda p: config_module.load(p, env=env))
+        assert series(collect(state.scraper, 1.5), "sollol_redis_up") == {}
+    finally:
+        state.close()
 
 
 def test_an_event_about_the_coordinator_makes_it_expected_by_any_loopback_name(redis_db, scraper_from_env):
@@ -178,3 +213,16 @@ def test_expectation_survives_a_reload(redis_db, tmp_path):
         assert value(collect(state.scraper), "sollol_coordinator_up", coordinator=f"127.0.0.1:{server.port}") == 0
     finally:
         state.close()
+
+
+def test_required_parts_are_expected_from_the_first_scrape_with_their_urls_from_the_environment(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("redis: {required: true}\ndashboard: {required: true}\ncoordinators: []\n")
+    env = {"SOLLOL_REDIS_URL": f"redis://127.0.0.1:{nowhere()}/0", "SOLLOL_DASHBOARD_PORT": nowhere()}
+    scraper = Scraper(config_module.load(str(path), env=env))
+    try:
+        s = collect(scraper, 1.5)
+        assert value(s, "sollol_redis_up") == 0 and value(s, "sollol_dashboard_up") == 0
+        assert {"redis", "applications"} <= failing_collectors(s)
+    finally:
+        scraper.close()

@@ -28,6 +28,8 @@ from sollol_exporter.workers import Worker, classify
 
 log = logging.getLogger(__name__)
 REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
+# Redis is read for these collectors, and for the targets it names: with all of them off it is not read at all.
+NEEDS_REDIS = frozenset({*REDIS_COLLECTORS, "ollama", "rpc_backends"})
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,23 @@ class Collection:
 
     def _run(self) -> None:
         s = self.scraper
-        self.redis_future = s.single.submit("redis", s.read_redis, self.redis_deadline)
-        wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
+        if not NEEDS_REDIS <= s.config.disabled_collectors:
+            self.redis_future = s.single.submit("redis", s.read_redis, self.redis_deadline)
+            wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
         self.workers, self.invalid_workers = s.workers()
         self.ollama_sources = s.ollama_targets()
         disabled = s.config.disabled_collectors
         if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
-            self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name), s.read_coordinator, c, self.deadline) for c in s.coordinators}
+            health_only = "coordinator" in disabled
+            self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name, health_only), s.read_coordinator, c, self.deadline, health_only)
+                                        for c in s.coordinators}
         if "ollama" not in disabled:
             self.ollama_futures = {n: s.single.submit(("ollama", n), s.ollama.read, n, self.deadline) for n in self.ollama_sources}
         if s.dashboard is not None and "applications" not in disabled:
             self.dashboard_future = s.single.submit("dashboard", s.read_dashboard, self.deadline)
         s.cluster.forget({c.name for c in s.coordinators}, set(self.workers), set(self.ollama_sources))
+        s.cluster.presence.forget(presence.REDIS, {presence.where(s.config.redis.url)})
+        s.cluster.presence.forget(presence.DASHBOARD, {presence.where(s.config.dashboard.url)})
         # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
         # deadline, and a worker that was never probed must not look like one that timed out.
         if "rpc_backends" not in disabled:
@@ -168,10 +175,11 @@ class Collection:
             redis = RedisStatus(redis_result.up, redis_result.error, redis_result.duration, redis_result.stream_length)
         durations["redis"] = redis.duration
         declared, known = s.config.declared, s.cluster.presence
-        expected = {(presence.REDIS, presence.REDIS): known.expected(presence.REDIS, presence.REDIS, declared)}
+        redis_part = (presence.REDIS, presence.where(s.config.redis.url))
+        expected = {redis_part: known.expected(*redis_part, declared)}
         extra: dict[str, Any] = {}
         if not redis.up:
-            if expected[presence.REDIS, presence.REDIS]:  # else absent, not down (presence.py)
+            if expected[redis_part]:  # else absent, not down (presence.py)
                 for name in REDIS_COLLECTORS:
                     failures[name] = f"redis unreachable: {redis.error}"
         else:
@@ -184,7 +192,7 @@ class Collection:
             handshakes = frozen(s.cluster.handshakes)
         events = s.cluster.events.view() if s.config.events.enabled else None
         if (events is not None and not events.subscribed and not s.cluster.subscriber_connecting()
-                and expected[presence.REDIS, presence.REDIS]):
+                and expected[redis_part]):
             failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
         coordinators = self._coordinators(elapsed, invalid)
         for name in coordinators:
@@ -208,8 +216,9 @@ class Collection:
             invalid["applications"] += dashboard.invalid_entries
             dropped["applications"] += dashboard.dropped_entries
             durations["applications"] = dashboard.duration
-            expected[presence.DASHBOARD, presence.DASHBOARD] = known.expected(presence.DASHBOARD, presence.DASHBOARD, declared)
-            if not dashboard.up and expected[presence.DASHBOARD, presence.DASHBOARD]:
+            dashboard_part = (presence.DASHBOARD, presence.where(s.config.dashboard.url))
+            expected[dashboard_part] = known.expected(*dashboard_part, declared)
+            if not dashboard.up and expected[dashboard_part]:
                 failures["applications"] = f"dashboard: {dashboard.detail}"
         durations["coordinator"] = max((r.duration for r in coordinators.values()), default=0.0)
         durations["ollama"] = max((r.duration for r in ollama.values()), default=0.0)
@@ -218,15 +227,11 @@ class Collection:
             now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
             routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
             handshakes=handshakes, ollama=frozen(ollama), ollama_sources=frozen({n: frozenset(v) for n, v in sources.items()}),
-            dashboard=dashboard, events=events, expected=frozen(expected), addresses=frozen(self._addresses(expected)), failures=frozen(failures), durations=frozen(durations),
+            dashboard=dashboard, events=events, expected=frozen(expected),
+            failures=frozen({k: v for k, v in failures.items() if k not in s.config.disabled_collectors}), durations=frozen(durations),
             invalid=frozen({k: v for k, v in invalid.items() if v}), dropped=frozen({k: v for k, v in dropped.items() if v}),
             **extra,
         )
-
-    def _addresses(self, expected: dict) -> dict[tuple[str, str], str]:
-        config = self.scraper.config
-        urls = {presence.REDIS: config.redis.url, presence.DASHBOARD: config.dashboard.url}
-        return {(kind, name): presence.where(urls[kind]) if kind in urls else name for kind, name in expected}
 
     @staticmethod
     def _redis_parts(r: RedisResult, failures: dict, invalid: Counter, dropped: Counter) -> dict:

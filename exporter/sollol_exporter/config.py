@@ -64,6 +64,7 @@ class RedisConfig:
     max_value_bytes: int = 1_048_576
     scan_count: int = 500
     routing_stream: bool = True
+    required: bool = False  # expected from the first scrape, even with the URL from SOLLOL_REDIS_URL (presence.py)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class DashboardConfig:
     url: str = "http://localhost:8080"
     timeout: float = duration(2.0)
     forget_after: float = duration(3600.0)
+    required: bool = False
 
 
 @dataclass
@@ -241,11 +243,11 @@ def declared_parts(raw: dict[str, Any], config: Config) -> frozenset[str]:
     """The optional parts the file itself names. SOLLOL_* variables and defaults do not count: compose sets them for
     everyone, so they say where a part would be, not that it exists."""
     parts = set()
-    if isinstance(raw.get("redis"), dict) and "url" in raw["redis"]:
+    if isinstance(raw.get("redis"), dict) and ("url" in raw["redis"] or config.redis.required):
         parts.add("redis")
     if "coordinators" in raw:
         parts.add("coordinators")
-    if isinstance(raw.get("dashboard"), dict) and config.dashboard.enabled:
+    if isinstance(raw.get("dashboard"), dict) and ("url" in raw["dashboard"] or config.dashboard.required) and config.dashboard.enabled:
         parts.add("dashboard")
     return frozenset(parts)
 

@@ -45,8 +45,8 @@ _TELEMETRY_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 
 def check_telemetry_path(path: str) -> str:
     """The --web.telemetry-path value, or ValueError saying what is wrong with it."""
-    if not path.startswith("/"):
-        raise ValueError(f"{path!r} must start with /")
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"{path!r} must start with a single / (// would name another host in a link)")
     if len(path) > MAX_TELEMETRY_PATH_CHARS or not _TELEMETRY_PATH.fullmatch(path):
         raise ValueError(f"{path!r} is not a URL path (no spaces, ? or #; at most {MAX_TELEMETRY_PATH_CHARS} characters)")
     if path in RESERVED_PATHS:

@@ -50,7 +50,8 @@ class Presence:
             return kind in self._announced_kinds or (kind, name) in self._announced or (kind, name) in self._answered
 
     def forget(self, kind: str, keep: set[str]) -> None:
-        """Drop what is known of parts of `kind` that the config no longer names."""
+        """Drop what is known of parts of `kind` that the config no longer names (a coordinator dropped from the
+        file; Redis or the dashboard at another address after a reload)."""
         with self._lock:
             self._answered = {(k, n) for k, n in self._answered if k != kind or n in keep}
             self._announced = {(k, n) for k, n in self._announced if k != kind or n in keep}

@@ -33,7 +33,6 @@ from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.snapshot import Snapshot, frozen
 from sollol_exporter.sources import redis_values
-from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.coordinator import Reading as CoordinatorReading
 from sollol_exporter.sources.dashboard import MAX_APPLICATIONS, DashboardClient
@@ -113,7 +112,7 @@ class Scraper:
         self.cluster.configure(config.metadata.retention, config.metadata.stats_max_age)
         r = config.redis
         routing = r.routing_stream and "routing" not in config.disabled_collectors
-        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, routing)
+        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, routing, read_gpu="gpu" not in config.disabled_collectors)
         self.coordinators = [CoordinatorClient(c, self.cluster.coordinator(coordinator_label(c))) for c in config.coordinators]
         o = config.ollama
         self.ollama = OllamaClient(o.timeout, o.host_header, o.version_interval, self.cluster.ollama_versions)
@@ -171,6 +170,8 @@ class Scraper:
             cursor = cluster.routing.cursor
         raw = self.redis.read(deadline, cursor)
         duration = time.monotonic() - started
+        if raw.answered:
+            cluster.presence.answered(presence.REDIS, presence.where(self.config.redis.url))
         if not raw.up:
             return RedisResult(False, raw.error, duration)
         now = time.time()
@@ -178,7 +179,6 @@ class Scraper:
         doc, metadata_error = self._parse_metadata(raw)
         events = [(entry_id, parse_routing_event(event)) for entry_id, event in raw.routing_events]
         routing_invalid = 0
-        cluster.presence.answered(presence.REDIS, presence.REDIS)
         with cluster.lock:
             current = self._record_metadata(raw, doc, metadata_error, now)
             cluster.registry_keys = list(raw.rpc_nodes)
@@ -198,17 +198,15 @@ class Scraper:
         )
 
     def _record_announcements(self) -> None:
-        """What the Redis read says about optional parts: RPC workers mean llama.cpp is in use, so its coordinators
-        are expected; RayHybridRouter's metadata means it started the dashboard service."""
-        cluster = self.cluster
-        if cluster.registry_keys or cluster.metadata.rpc_backends():
-            cluster.presence.announce(presence.COORDINATOR)
-        if metadata_model.RAY_HYBRID in cluster.metadata.readings:
-            cluster.presence.announce(presence.DASHBOARD)
+        """RayHybridRouter's metadata means it started the dashboard service. RPC workers in the metadata or in
+        registration keys do not announce a coordinator: RayHybridRouter starts llama-server only for the first
+        request that needs it, so workers can be there for hours without one."""
+        if metadata_model.RAY_HYBRID in self.cluster.metadata.readings:
+            self.cluster.presence.announce(presence.DASHBOARD)
 
-    def read_coordinator(self, client: CoordinatorClient, deadline: float) -> CoordinatorReading:
-        reading = client.read(deadline)
-        if reading.state in coordinator_source.UP_STATES:
+    def read_coordinator(self, client: CoordinatorClient, deadline: float, health_only: bool = False) -> CoordinatorReading:
+        reading = client.read(deadline, health_only)
+        if reading.answered:
             self.cluster.presence.answered(presence.COORDINATOR, client.name)
         return reading
 
@@ -228,9 +226,10 @@ class Scraper:
 
     def read_dashboard(self, deadline: float) -> DashboardReading:
         reading = self.dashboard.read(deadline)
+        if reading.answered:
+            self.cluster.presence.answered(presence.DASHBOARD, presence.where(self.config.dashboard.url))
         if not reading.up:
             return reading
-        self.cluster.presence.answered(presence.DASHBOARD, presence.DASHBOARD)
         names = Counter(app.name for app in reading.applications)
         present = {}
         for app in sorted(reading.applications, key=lambda a: (a.name, a.app_id)):

@@ -59,13 +59,18 @@ class Snapshot:
     ollama_sources: Mapping[Address, frozenset[str]] = field(default_factory=_empty)
     dashboard: dashboard_source.Reading | None = None
     events: EventsView | None = None
-    # (kind, name) -> whether that optional part is expected (presence.py); names: "redis", "dashboard", coordinator labels
+    # (kind, name) -> whether that optional part is expected (presence.py); names: the address of Redis and the
+    # dashboard, coordinator labels
     expected: Mapping[tuple[str, str], bool] = field(default_factory=_empty)
-    addresses: Mapping[tuple[str, str], str] = field(default_factory=_empty)  # the same keys -> where the part would be
     failures: Mapping[str, str] = field(default_factory=_empty)
     durations: Mapping[str, float] = field(default_factory=_empty)
     invalid: Mapping[str, int] = field(default_factory=_empty)
     dropped: Mapping[str, int] = field(default_factory=_empty)
+
+
+def is_expected(snapshot: Snapshot, kind: str, name: str | None = None) -> bool:
+    """Whether the part (the only one of its kind if `name` is None) is expected; True when the snapshot does not say."""
+    return all(value for (k, n), value in snapshot.expected.items() if k == kind and (name is None or n == name))
 
 
 def frozen(mapping: dict) -> Mapping:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily
 
 from sollol_exporter.presence import DASHBOARD
+from sollol_exporter.snapshot import is_expected
 
 
 class ApplicationsCollector:
@@ -14,7 +15,7 @@ class ApplicationsCollector:
 
     def collect(self, s):
         reading = s.dashboard
-        if reading is None or not s.expected.get((DASHBOARD, DASHBOARD), True):
+        if reading is None or not is_expected(s, DASHBOARD):
             return []  # absent, not down (presence.py)
         dashboard_up = GaugeMetricFamily("sollol_dashboard_up", "1 if the dashboard service answered /api/applications.", value=1.0 if reading.up else 0.0)
         kind = GaugeMetricFamily("sollol_dashboard_info", "Which SOLLOL dashboard holds the port; always 1.", labels=["kind"])

@@ -55,5 +55,5 @@ class ExporterCollector:
             labels=["kind", "target"],
         )
         for (kind, name), is_expected in sorted(s.expected.items()):
-            expected.add_metric([kind, s.addresses.get((kind, name), name)], 1.0 if is_expected else 0.0)
+            expected.add_metric([kind, name], 1.0 if is_expected else 0.0)
         return [info, success, duration, invalid, dropped, budget, expected]

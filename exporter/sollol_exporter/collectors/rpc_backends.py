@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.probes.ggml_rpc import incompatible, protocol_for_build
+from sollol_exporter.snapshot import is_expected
 from sollol_exporter.workers import STATES, UP_STATES
 
 
@@ -25,7 +27,7 @@ class RpcBackendsCollector:
         )
         serves = GaugeMetricFamily(
             "sollol_rpc_backend_coordinator_info",
-            "The coordinators each worker serves (from coordinators[].rpc_backends, else every configured one); always 1.",
+            "The coordinators each worker serves (from coordinators[].rpc_backends, else every configured one that is not absent); always 1.",
             labels=["backend", "coordinator"],
         )
         for address, backend in sorted(s.backends.items()):
@@ -36,7 +38,8 @@ class RpcBackendsCollector:
             duration.add_metric([name], backend.result.duration)
             info.add_metric([name, backend.probe, ",".join(sorted(backend.sources))], 1.0)
             for coordinator in sorted(backend.coordinators):
-                serves.add_metric([name, coordinator], 1.0)
+                if is_expected(s, COORDINATOR, coordinator):  # an absent coordinator serves nobody
+                    serves.add_metric([name, coordinator], 1.0)
         return [up, state, duration, info, serves, *self._handshakes(s)]
 
     def _handshakes(self, s):

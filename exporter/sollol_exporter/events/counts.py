@@ -257,8 +257,8 @@ class EventCounts:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        # Told of every configured coordinator an event is about (None: SOLLOL's RPC registry, so llama.cpp is in use).
-        self.announce: Callable[[str | None], None] | None = None
+        # Told of every configured coordinator an event is about (not the RPC registry's: it runs without one).
+        self.announce: Callable[[str], None] | None = None
         self.nodes = LabelCap(self.max_nodes)
         self.models = LabelCap(self.max_models)
         self.coordinators = LabelCap(self.max_nodes)
@@ -310,8 +310,8 @@ class EventCounts:
         return folded
 
     def _apply(self, u: Update) -> None:
-        if u.kind in ("coordinator_request", "lifecycle", "heartbeat") and u.named and self.announce is not None:
-            self.announce(None if u.target == "rpc_registry" else u.target)
+        if u.kind in ("coordinator_request", "lifecycle", "heartbeat") and u.named and u.target != "rpc_registry" and self.announce:
+            self.announce(u.target)
         if u.kind == "request_start":
             self.in_flight.start((u.target, u.model), u.started, bool(u.streaming))
         elif u.kind == "request":

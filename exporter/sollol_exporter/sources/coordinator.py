@@ -47,6 +47,7 @@ class Reading:
     slots: float | None = None
     sleeping: float | None = None
     invalid_entries: int = 0
+    answered: bool = False  # something spoke HTTP on the port, or accepted the connection and then hung
 
 
 @dataclass
@@ -149,12 +150,13 @@ class CoordinatorClient:
                 key = ""
         return {"Authorization": f"Bearer {key}"} if key else {}
 
-    def read(self, deadline: float) -> Reading:
+    def read(self, deadline: float, health_only: bool = False) -> Reading:
+        """/health, then (unless `health_only`: only the state is wanted) /metrics and, when due, /props."""
         started = time.monotonic()
         reading = self._health(deadline)
-        if reading.state == OK and self.config.metrics:
+        if reading.state == OK and self.config.metrics and not health_only:
             self._metrics(reading, deadline)
-        if reading.state == OK and time.monotonic() >= self.memory.props_due:
+        if reading.state == OK and time.monotonic() >= self.memory.props_due and not health_only:
             self._props(deadline)
         reading.duration = time.monotonic() - started
         memory = self.memory
@@ -170,12 +172,12 @@ class CoordinatorClient:
             reply = fetch(self.base + "/health", self._budget(deadline))
         except FetchError as err:
             state = HUNG if err.kind == "timeout" else UNREACHABLE
-            return Reading(state, 0.0, str(err))
+            return Reading(state, 0.0, str(err), answered=err.connected)
         if reply.status == 200:
-            return Reading(OK, 0.0)
+            return Reading(OK, 0.0, answered=True)
         if reply.status == 503 and b"loading" in reply.body.lower():
-            return Reading(LOADING, 0.0, "loading model")
-        return Reading(ERROR, 0.0, f"/health answered HTTP {reply.status}")
+            return Reading(LOADING, 0.0, "loading model", answered=True)
+        return Reading(ERROR, 0.0, f"/health answered HTTP {reply.status}", answered=True)
 
     def _metrics(self, reading: Reading, deadline: float) -> None:
         try:

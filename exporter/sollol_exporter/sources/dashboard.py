@@ -37,6 +37,7 @@ class Reading:
     invalid_entries: int = 0
     dropped_entries: int = 0
     vanished: list[tuple[str, str]] = field(default_factory=list)  # (app, router_type) still reported with up 0
+    answered: bool = True  # False: nothing spoke HTTP on the port (refused, unreachable, no name, connect timeout)
 
 
 MAX_APPLICATIONS = 1000
@@ -79,7 +80,7 @@ class DashboardClient:
         try:
             reply = fetch(self.base + "/api/applications", min(self.timeout, deadline - time.monotonic()))
         except FetchError as err:
-            return Reading(False, time.monotonic() - started, str(err))
+            return Reading(False, time.monotonic() - started, str(err), answered=err.connected)
         duration = time.monotonic() - started
         if reply.status == 404:
             return Reading(True, duration, "legacy dashboard: no application registry", kind=LEGACY)

@@ -37,6 +37,7 @@ class FetchError(Exception):
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
+        self.connected = False  # the peer accepted the connection before it failed
 
 
 class _Watchdog:
@@ -123,6 +124,9 @@ def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
     token = _WATCHDOG.watch(watched, deadline)
     try:
         return _exchange(sock, parts.scheme, host, port, target, request_headers, deadline)
+    except FetchError as err:
+        err.connected = True
+        raise
     finally:
         _WATCHDOG.release(token)
         watched.close()

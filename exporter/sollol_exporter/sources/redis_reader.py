@@ -37,6 +37,7 @@ class Value:
 class Snapshot:
     up: bool = False
     error: str = ""
+    answered: bool = False  # a Redis server replied, if only with an error (wrong password, still loading)
     metadata: Value | None = None
     metadata_ttl: int | None = None
     gpu: dict[str, Value] = field(default_factory=dict)
@@ -53,12 +54,17 @@ class _PastDeadline(redis.TimeoutError):
     pass
 
 
+# Errors that are a Redis server's own reply: it is there, only not usable as configured.
+_SERVER_REPLIES = (redis.ResponseError, redis.AuthenticationError, redis.BusyLoadingError)
+
+
 class RedisReader:
-    def __init__(self, url: str, timeout: float, max_value_bytes: int, scan_count: int, routing_stream: bool):
+    def __init__(self, url: str, timeout: float, max_value_bytes: int, scan_count: int, routing_stream: bool, read_gpu: bool = True):
         self.url = url
         self.max_value_bytes = max_value_bytes
         self.scan_count = scan_count
         self.read_routing = routing_stream
+        self.read_gpu = read_gpu
         self.client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False, retry_on_timeout=False
         )
@@ -78,12 +84,14 @@ class RedisReader:
         snapshot = Snapshot(routing_cursor=routing_cursor)
         try:
             self.client.ping()
-            snapshot.up = True
+            snapshot.up = snapshot.answered = True
             snapshot.metadata, snapshot.metadata_ttl = self._metadata()
-            snapshot.gpu, snapshot.dropped["gpu"] = self._prefixed(GPU_PREFIX, skip={GPU_STREAM})
+            if self.read_gpu:
+                snapshot.gpu, snapshot.dropped["gpu"] = self._prefixed(GPU_PREFIX, skip={GPU_STREAM})
             snapshot.rpc_nodes, snapshot.dropped["rpc_nodes"] = self._prefixed(RPC_NODE_PREFIX)
         except (redis.RedisError, OSError) as err:
             snapshot.up = False
+            snapshot.answered = isinstance(err, _SERVER_REPLIES)
             snapshot.error = _describe(err)
             return snapshot
         if self.read_routing:
