@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import resource
 import signal
 import sys
@@ -182,25 +183,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     max_connections = max(64, min(16384, _raise_open_files_limit() - 128))
     state = State(loaded, args.config_file, exporter_metrics=not args.disable_exporter_metrics)
-    reloading = threading.Lock()  # SIGHUP and /-/reload one at a time
 
-    def reload(*_) -> bool:
+    def reload() -> bool:
         """Both files again; True when both loaded (a failed one keeps its previous version)."""
-        with reloading:
-            ok = state.reload(load)
-            if web is not None:
-                ok = web.reload() and ok
-            return ok
+        ok = state.reload(load)
+        if web is not None:
+            ok = web.reload() and ok
+        return ok
 
+    reloader = Reloader(reload)
     try:
         server = serve(state, args.listen, web, max_requests=args.max_requests, max_connections=max_connections,
-                       reload=reload if args.enable_lifecycle else None, telemetry_path=args.telemetry_path)
+                       reload=reloader.reload if args.enable_lifecycle else None, telemetry_path=args.telemetry_path)
     except (OSError, ValueError) as err:
         log.error("cannot listen", extra=logs.fields(address=args.listen, error=str(err)))
+        reloader.stop()
+        state.close()
         return 1
 
     stop = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True).start())
+    signal.signal(signal.SIGHUP, lambda *_: reloader.request())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
@@ -212,7 +214,80 @@ def main(argv: list[str] | None = None) -> int:
                                             lifecycle=args.enable_lifecycle))
     stop.wait()
     log.info("stopping")
-    server.shutdown()
-    server.server_close()
-    state.close()
-    return 0
+    _stop_within(SHUTDOWN_SECONDS, server.shutdown, server.server_close, reloader.stop, state.close)
+    # A read stuck in the kernel (a name lookup, a peer that never answers) must not keep the process alive: every
+    # resource has been released above, so leave without waiting for such threads.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+SHUTDOWN_SECONDS = 5.0
+
+
+def _stop_within(seconds: float, *steps) -> None:
+    """Run the shutdown steps in order on a thread of their own, waiting for them at most `seconds`."""
+    def run() -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.debug("shutdown step failed", exc_info=True)
+
+    worker = threading.Thread(target=run, name="shutdown", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        log.warning("shutdown took too long; exiting anyway", extra=logs.fields(seconds=seconds))
+
+
+class Reloader:
+    """Reloads on one thread, in order. SIGHUP asks without waiting (requests arriving during a reload are served
+    by one more reload after it); POST /-/reload asks and waits for the result of a reload that starts after it."""
+
+    def __init__(self, reload):
+        self._reload = reload
+        self._wanted = 0  # requests made
+        self._done = 0  # requests served by a finished reload
+        self._result = True
+        self._stopping = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="reload", daemon=True)
+        self._thread.start()
+
+    def request(self) -> int:
+        """Ask for a reload; the number to wait for."""
+        with self._cond:
+            self._wanted += 1
+            self._cond.notify_all()
+            return self._wanted
+
+    def reload(self) -> bool:
+        """Reload and wait for it (POST /-/reload): True when every file loaded."""
+        ticket = self.request()
+        with self._cond:
+            self._cond.wait_for(lambda: self._done >= ticket or self._stopping)
+            return self._result and self._done >= ticket
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(SHUTDOWN_SECONDS)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wanted > self._done or self._stopping)
+                if self._stopping:
+                    return
+                serving = self._wanted  # every request made so far is served by this reload
+            try:
+                result = self._reload()
+            except Exception:
+                log.error("reload failed", exc_info=True)
+                result = False
+            with self._cond:
+                self._done, self._result = serving, result
+                self._cond.notify_all()

@@ -7,15 +7,18 @@ not. Targets that no config or SOLLOL source names any more are forgotten at the
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sollol_exporter.events.counts import EventCounts
 from sollol_exporter.labels import Address, parse_address, sanitize
 from sollol_exporter.metadata import MetadataStore
-from sollol_exporter.presence import COORDINATOR, Presence
-from sollol_exporter.probes import ProbeResult
+from sollol_exporter import metadata as metadata_model
+from sollol_exporter.presence import COORDINATOR, DASHBOARD, Presence
+from sollol_exporter.probes import BUSY, ProbeResult
 from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
+from sollol_exporter.sources.redis_reader import stream_id
 from sollol_exporter.values import BadValue, decode_json, text
 
 MAX_EVENT_BYTES = 65_536
@@ -105,15 +108,41 @@ class RoutingCounts:
         return RoutingView(dict(self.events), dict(self.selections), self.invalid_total, self.last_event, self.folded_total)
 
 
+class GuardedTable(dict):
+    """A dict whose reads and writes take the cluster's lock: handed to a client that records into it from its own
+    thread while a collection may be forgetting entries."""
+
+    def __init__(self, lock: threading.RLock):
+        super().__init__()
+        self._lock = lock
+
+    def get(self, key, default=None):
+        with self._lock:
+            return super().get(key, default)
+
+    def __setitem__(self, key, value) -> None:
+        with self._lock:
+            super().__setitem__(key, value)
+
+
+@dataclass(frozen=True)
+class RedisRecord:
+    """What one Redis read changed in the cluster state, for the snapshot."""
+
+    current: object  # metadata.Current
+    routing_invalid: int
+
+
 class ClusterState:
-    """Long-lived state. Tasks that read a source update it under `lock`; snapshots copy from it under `lock`."""
+    """Long-lived state, written only by its own methods under `lock` (the reads of the sources call them with
+    what they read); snapshots copy from it under `lock`."""
 
     def __init__(self, retention: float, stats_max_age: float):
         self.lock = threading.RLock()
         self.metadata = MetadataStore(retention, stats_max_age)
         self.routing = RoutingCounts()
         self.coordinators: dict[str, CoordinatorMemory] = {}
-        self.ollama_versions: dict[Address, tuple[str, float]] = {}
+        self.ollama_versions: dict[Address, tuple[str, float]] = GuardedTable(self.lock)
         self.handshakes: dict[Address, tuple[ProbeResult, float]] = {}
         self.handshake_backoff: dict[Address, float] = {}
         self.applications: dict[tuple[str, str], float] = {}  # (app, router_type) -> last seen
@@ -137,6 +166,58 @@ class ClusterState:
                 self.events.new_generation()
         if old is not None:
             old.stop()  # outside the lock: snapshots must not wait for it
+    # Recording what a source said: each read calls one of these with what it parsed (outside the lock).
+
+    def record_redis(self, raw, doc: dict | None, metadata_error: str, events: list, now: float) -> RedisRecord:
+        """A Redis read: the metadata key, the registration keys, new routing stream entries (each counted once,
+        even if a replaced read of the same entries is still running)."""
+        with self.lock:
+            if metadata_error:
+                current = metadata_model.Current(True, raw.metadata_ttl, "invalid", error=metadata_error)
+            else:
+                current = self.metadata.update(raw.metadata.raw if raw.metadata else None, raw.metadata_ttl, now, doc=doc)
+            self.registry_keys = list(raw.rpc_nodes)
+            if metadata_model.RAY_HYBRID in self.metadata.readings:
+                # RayHybridRouter starts the dashboard service. Its RPC workers announce no coordinator: it starts
+                # llama-server only for the first request that needs it, so workers can be there for hours without one.
+                self.presence.announce(DASHBOARD)
+            routing, invalid = self.routing, 0
+            last = stream_id(routing.cursor) if routing.cursor is not None and not raw.routing_reset else (-1, -1)
+            for entry_id, event in events:
+                if stream_id(entry_id) > last:
+                    invalid += 0 if routing.add(event, now) else 1
+            if raw.routing_cursor is not None and (raw.routing_reset or routing.cursor is None
+                                                   or stream_id(raw.routing_cursor) > stream_id(routing.cursor)):
+                routing.cursor = raw.routing_cursor
+            return RedisRecord(current, invalid)
+
+    def record_applications(self, present: set[tuple[str, str]], now: float, forget_after: float, cap: int) -> tuple[list, int]:
+        """Applications seen in the dashboard's registry; (the vanished ones still reported, how many were dropped
+        by `cap`). A registry that churns names must not grow the vanished list without bound: the oldest go first."""
+        with self.lock:
+            known = self.applications
+            for key in present:
+                known[key] = now
+            for key, seen in list(known.items()):
+                if key not in present and now - seen > forget_after:
+                    del known[key]
+            dropped = 0
+            excess = len(known) - cap
+            if excess > 0:
+                for key in sorted((k for k in known if k not in present), key=known.get)[:excess]:
+                    del known[key]
+                    dropped += 1
+            return sorted(key for key in known if key not in present), dropped
+
+    def record_handshakes(self, results: dict, now: float, backoff: float) -> None:
+        """ggml handshakes: a busy one backs off for `backoff` seconds; one that answered is kept."""
+        with self.lock:
+            for target, result in results.items():
+                if result.outcome == BUSY:
+                    self.handshake_backoff[target.address] = time.monotonic() + backoff
+                if result.version or result.devices:
+                    self.handshakes[target.address] = (result, now)
+
     def subscriber_connecting(self) -> bool:
         """True while the running subscriber has not yet subscribed or failed once: not a failure yet."""
         subscriber = self._subscriber

@@ -1,7 +1,10 @@
-"""One collection: every source read once, frozen at any moment into an immutable Snapshot.
+"""One collection: every source read once for one scrape, frozen into an immutable Snapshot.
 
-`run` fills it in on the collecting thread; `freeze` may be called from any scrape at any time and renders what is
-known by then, anything unfinished reported as not answered in time.
+A collection uses the Sources it is given (sources/bundle.py) and the cluster state, never the scraper that made
+it. Every scrape has its own collection; what they share is each source's read in flight (one request per target
+at a time), never a reading that finished before the scrape started. Sources that do not depend on Redis
+(coordinators, the dashboard, the nodes and workers named in the config or by Redis the last time) start at once;
+Redis gets at most half the budget, and what it newly names is read after it answers.
 """
 
 from __future__ import annotations
@@ -11,17 +14,15 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
 from typing import Any
 
-from sollol_exporter import metadata as metadata_model
 from sollol_exporter import presence
 from sollol_exporter.labels import Address
-from sollol_exporter.probes import BUSY, TIMEOUT, ProbeResult, Target
+from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
 from sollol_exporter.probes.dispatch import PROBERS
 from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen
 from sollol_exporter.sources import coordinator as coordinator_source
-from sollol_exporter.sources import redis_values
+from sollol_exporter.sources.bundle import COORDINATORS, DASHBOARD, OLLAMA, REDIS, WORKERS, RedisResult, Sources
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import Reading as OllamaReading
 from sollol_exporter.workers import Worker, classify
@@ -32,85 +33,22 @@ REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
 NEEDS_REDIS = frozenset({*REDIS_COLLECTORS, "ollama", "rpc_backends"})
 
 
-@dataclass(frozen=True)
-class RedisResult:
-    """One read of Redis, parsed, after the cluster state has recorded it."""
+class WorkerPass:
+    """One probe of every worker, shared by the collections that arrive while it runs (a worker is probed by one
+    of them at a time). Results come in as they are known, so a scrape that cannot wait gets those already in."""
 
-    up: bool
-    error: str
-    duration: float
-    metadata: metadata_model.Current | None = None
-    gpu: redis_values.Parsed | None = None
-    registrations: redis_values.Parsed | None = None
-    routing_invalid: int = 0
-    routing_error: str = ""
-    stream_length: int | None = None
-    dropped: dict | None = None
-
-
-class Collection:
-    """One pass over every source. `run` fills it in on the collecting thread; `freeze` may be called from any
-    scrape at any time and renders what is known by then."""
-
-    def __init__(self, scraper, deadline: float, budget: float):
-        """`scraper`: the Scraper whose clients, tasks and cluster state this collection uses."""
-        self.scraper = scraper
+    def __init__(self, sources: Sources, workers: dict[Address, Worker], coordinator_futures: dict[str, Future], deadline: float):
+        self.sources = sources
+        self.workers = workers
+        self.coordinator_futures = coordinator_futures
         self.deadline = deadline
-        self.started = time.monotonic()
-        self.now = time.time()
-        self.done = threading.Event()
-        self.redis_future: Future | None = None
-        self.workers: dict[Address, Worker] | None = None
-        self.invalid_workers = 0
-        self.ollama_sources: dict[Address, set[str]] | None = None
-        self.coordinator_futures: dict[str, Future] = {}
-        self.ollama_futures: dict[Address, Future] = {}
-        self.dashboard_future: Future | None = None
-        self.rpc_results: dict[Target, ProbeResult] = {}
-        self.rpc_duration: float | None = None
-        budget_for_redis = max(scraper.config.redis.timeout, budget / 2)
-        self.redis_deadline = min(deadline, self.started + budget_for_redis)
+        self.results: dict[Target, ProbeResult] = {}
+        self.duration: float | None = None
 
     def run(self) -> None:
-        try:
-            self._run()
-        except Exception:  # a bug here must not leave scrapes waiting: they render what is known
-            log.error("collection failed", exc_info=True)
-        finally:
-            self.done.set()
-
-    def _run(self) -> None:
-        s = self.scraper
-        if not NEEDS_REDIS <= s.config.disabled_collectors:
-            self.redis_future = s.single.submit("redis", s.read_redis, self.redis_deadline)
-            wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
-        self.workers, self.invalid_workers = s.workers()
-        self.ollama_sources = s.ollama_targets()
-        disabled = s.config.disabled_collectors
-        if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
-            health_only = "coordinator" in disabled
-            self.coordinator_futures = {c.name: s.single.submit(("coordinator", c.name, health_only), s.read_coordinator, c, self.deadline, health_only)
-                                        for c in s.coordinators}
-        if "ollama" not in disabled:
-            self.ollama_futures = {n: s.single.submit(("ollama", n), s.ollama.read, n, self.deadline) for n in self.ollama_sources}
-        if s.dashboard is not None and "applications" not in disabled:
-            self.dashboard_future = s.single.submit("dashboard", s.read_dashboard, self.deadline)
-        s.cluster.forget({c.name for c in s.coordinators}, set(self.workers), set(self.ollama_sources))
-        s.cluster.presence.forget(presence.REDIS, {presence.where(s.config.redis.url)})
-        s.cluster.presence.forget(presence.DASHBOARD, {presence.where(s.config.dashboard.url)})
-        # The worker probes run on this thread: queued behind slow HTTP targets in the pool they could miss the
-        # deadline, and a worker that was never probed must not look like one that timed out.
-        if "rpc_backends" not in disabled:
-            self._probe_workers()
-        pending = [*self.coordinator_futures.values(), *self.ollama_futures.values()]
-        if self.dashboard_future is not None:
-            pending.append(self.dashboard_future)
-        wait(pending, timeout=max(0.0, self.deadline - time.monotonic()))
-
-    def _probe_workers(self) -> None:
         started = time.monotonic()
-        cfg = self.scraper.config.rpc_backends
-        handshakes = set()
+        cfg = self.sources.config.rpc_backends
+        handshakes: set[Target] = set()
         if cfg.handshake == "idle" or any(w.probe == "ggml" for w in self.workers.values()):
             # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
             # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
@@ -121,48 +59,105 @@ class Collection:
             if worker.target not in handshakes:
                 by_probe.setdefault("grpc" if worker.probe == "grpc" else "tcp", []).append(worker.target)
         limits = {"tcp": cfg.max_concurrency, "grpc": 32, "ggml": 16}
-        record = self.rpc_results.__setitem__
-        # ggml first: its results decide nothing else, but a worker is only ever probed one way per collection
+        # ggml first: its results decide nothing else, but a worker is only ever probed one way per pass
         for kind in ("ggml", "grpc", "tcp"):
             targets = by_probe.get(kind)
             if targets:
-                PROBERS[kind](targets, cfg.timeout, self.deadline, limit=limits[kind], report=record)
-        self._record_handshakes(handshakes)
-        self.rpc_duration = time.monotonic() - started
+                PROBERS[kind](targets, cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
+        self.sources.cluster.record_handshakes({t: self.results[t] for t in handshakes if t in self.results}, time.time(),
+                                               cfg.handshake_backoff)
+        self.duration = time.monotonic() - started
 
     def _handshake_targets(self) -> set[Target]:
         """Workers to probe with the ggml handshake: opted in (probe: ggml), or with handshake: idle every
         TCP-probed worker whose coordinators are all known to be down; none that is backing off."""
-        s = self.scraper
+        cluster, config = self.sources.cluster, self.sources.config
         now = time.monotonic()
         chosen = set()
-        with s.cluster.lock:
-            backoff = dict(s.cluster.handshake_backoff)
+        with cluster.lock:
+            backoff = dict(cluster.handshake_backoff)
         for address, worker in self.workers.items():
             if backoff.get(address, 0.0) > now:
                 continue
             if worker.probe == "ggml":
                 chosen.add(worker.target)
-            elif worker.probe == "tcp" and s.config.rpc_backends.handshake == "idle":
+            elif worker.probe == "tcp" and config.rpc_backends.handshake == "idle":
                 known = [_result(self.coordinator_futures[name]) if name in self.coordinator_futures else None for name in worker.coordinators]
                 if all(r is not None and r.state not in coordinator_source.UP_STATES for r in known):
                     chosen.add(worker.target)
         return chosen
 
-    def _record_handshakes(self, targets: set[Target]) -> None:
-        cluster, backoff = self.scraper.cluster, self.scraper.config.rpc_backends.handshake_backoff
-        with cluster.lock:
-            for target in targets:
-                result = self.rpc_results.get(target)
-                if result is None:
-                    continue
-                if result.outcome == BUSY:
-                    cluster.handshake_backoff[target.address] = time.monotonic() + backoff
-                if result.version or result.devices:
-                    cluster.handshakes[target.address] = (result, self.now)
+
+class Collection:
+    """One pass over every source for one scrape: `run` reads until the deadline, then `freeze` renders what is
+    known, anything unfinished reported as not answered in time."""
+
+    def __init__(self, sources: Sources, deadline: float, budget: float):
+        self.sources = sources
+        self.config = sources.config
+        self.cluster = sources.cluster
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.now = time.time()
+        self.redis_future: Future | None = None
+        self.workers: dict[Address, Worker] | None = None
+        self.invalid_workers = 0
+        self.ollama_sources: dict[Address, set[str]] | None = None
+        self.coordinator_futures: dict[str, Future] = {}
+        self.ollama_futures: dict[Address, Future] = {}
+        self.dashboard_future: Future | None = None
+        self.worker_pass: WorkerPass | None = None
+        self.worker_future: Future | None = None
+        self.redis_deadline = min(deadline, self.started + budget / 2)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:  # a bug here must not cost the scrape: it renders what is known
+            log.error("collection failed", exc_info=True)
+
+    def _run(self) -> None:
+        src, disabled = self.sources, self.config.disabled_collectors
+        if not NEEDS_REDIS <= disabled:
+            self.redis_future = src.submit(REDIS, REDIS, src.read_redis, self.redis_deadline)
+        if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
+            health_only = "coordinator" in disabled
+            self.coordinator_futures = {c.name: src.submit(COORDINATORS, (c.name, health_only), src.read_coordinator, c, self.deadline, health_only)
+                                        for c in src.coordinators}
+        if src.dashboard is not None:
+            self.dashboard_future = src.submit(DASHBOARD, DASHBOARD, src.read_dashboard, self.deadline)
+        self._read_nodes()  # the config's, and those Redis named the last time
+        if self.redis_future is not None:
+            wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
+        self._read_nodes()  # and those it names now
+        self.workers, self.invalid_workers = src.workers()
+        self.cluster.forget({c.name for c in src.coordinators}, set(self.workers), set(self.ollama_sources or ()))
+        self.cluster.presence.forget(presence.REDIS, {presence.where(self.config.redis.url)})
+        self.cluster.presence.forget(presence.DASHBOARD, {presence.where(self.config.dashboard.url)})
+        if "rpc_backends" not in disabled:
+            self.worker_pass, self.worker_future = self._join_worker_pass()
+        pending = [*self.coordinator_futures.values(), *self.ollama_futures.values()]
+        pending += [f for f in (self.dashboard_future, self.worker_future) if f is not None]
+        wait(pending, timeout=max(0.0, self.deadline - time.monotonic()))
+
+    def _read_nodes(self) -> None:
+        src = self.sources
+        self.ollama_sources = src.ollama_targets()
+        if "ollama" in self.config.disabled_collectors:
+            return
+        for node in self.ollama_sources:
+            if node not in self.ollama_futures:
+                self.ollama_futures[node] = src.submit(OLLAMA, node, src.read_ollama, node, self.deadline)
+
+    def _join_worker_pass(self) -> tuple[WorkerPass, Future]:
+        """The pass running for these sources, or a new one over the workers known now."""
+        src = self.sources
+        created = WorkerPass(src, self.workers or {}, self.coordinator_futures, self.deadline)
+        future = src.submit(WORKERS, WORKERS, created.run, payload=created)
+        return future.payload, future
 
     def freeze(self, budget: float) -> Snapshot:
-        s = self.scraper
+        s = self.sources
         elapsed = time.monotonic() - self.started
         failures: dict[str, str] = {}
         invalid: Counter = Counter()
@@ -222,7 +217,8 @@ class Collection:
                 failures["applications"] = f"dashboard: {dashboard.detail}"
         durations["coordinator"] = max((r.duration for r in coordinators.values()), default=0.0)
         durations["ollama"] = max((r.duration for r in ollama.values()), default=0.0)
-        durations["rpc_backends"] = self.rpc_duration if self.rpc_duration is not None else elapsed
+        pass_duration = self.worker_pass.duration if self.worker_pass is not None else None
+        durations["rpc_backends"] = pass_duration if pass_duration is not None else elapsed
         return Snapshot(
             now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
             routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
@@ -253,9 +249,9 @@ class Collection:
 
     def _coordinators(self, elapsed: float, invalid: Counter) -> dict[str, coordinator_source.Reading]:
         readings = {}
-        if {"coordinator", "rpc_backends"} <= self.scraper.config.disabled_collectors:
+        if {"coordinator", "rpc_backends"} <= self.config.disabled_collectors:
             return readings
-        for client in self.scraper.coordinators:
+        for client in self.sources.coordinators:
             future = self.coordinator_futures.get(client.name)
             reading = _result(future)
             if reading is None:
@@ -268,9 +264,10 @@ class Collection:
 
     def _backends(self, workers_now: dict[Address, Worker], coordinators: dict, elapsed: float) -> dict[Address, Backend]:
         up = {name for name, reading in coordinators.items() if reading.state in coordinator_source.UP_STATES}
+        results = dict(self.worker_pass.results) if self.worker_pass is not None else {}
         backends = {}
         for address, worker in sorted(workers_now.items()):
-            result = self.rpc_results.get(worker.target) or ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
+            result = results.get(worker.target) or ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
             state = classify(result, worker.probe, bool(worker.coordinators & up))
             backends[address] = Backend(worker.target, worker.probe, frozenset(worker.sources), frozenset(worker.coordinators), result, state)
         return backends

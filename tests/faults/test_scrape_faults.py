@@ -256,10 +256,10 @@ def test_a_replaced_scraper_still_reading_does_not_count_the_stream_twice(redis_
         cursor = cluster.routing.cursor
         for _ in range(3):
             redis_db.client.xadd("sollol:routing_stream", {"event": json.dumps(routing_event())})
-        stale = old.redis.read(time.monotonic() + 5, cursor)  # the old scraper's read began before the new one's
+        stale = old.sources.redis.read(time.monotonic() + 5, cursor)  # the old scraper's read began before the new one's
         collect(new)
-        old.redis.read = lambda deadline, routing_cursor: stale
-        old.read_redis(time.monotonic() + 5)
+        old.sources.redis.read = lambda deadline, routing_cursor: stale
+        old.sources.read_redis(time.monotonic() + 5)
         assert cluster.routing.events == {"OLLAMA_NODE_SELECTED": 3}
     finally:
         old.close()
@@ -309,7 +309,7 @@ def test_a_truncated_metrics_body_is_not_relayed(redis_db, scraper_for):
 
 
 def test_vanished_applications_are_capped(redis_db, scraper_for):
-    from sollol_exporter.scrape import MAX_KNOWN_APPLICATIONS
+    from sollol_exporter.sources.bundle import MAX_KNOWN_APPLICATIONS
     from tests.support.replay import dashboard_routes
 
     dashboard = ReplayServer(dashboard_routes(apps=[]))

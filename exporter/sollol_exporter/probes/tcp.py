@@ -8,54 +8,34 @@ thousand threads.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import selectors
 import socket
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
+from sollol_exporter import resolver
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
-_RESOLVER_THREADS = 16
 
-
-def _resolve(addresses: list[Address], deadline: float, resolver: Callable) -> tuple[dict[Address, tuple], dict[Address, ProbeResult]]:
-    """Socket addresses for every target; IP literals skip the resolver, host names share a small pool."""
+def _resolve(addresses: list[Address], deadline: float, lookup: Callable) -> tuple[dict[Address, tuple], dict[Address, ProbeResult]]:
+    """Socket addresses for every target, looked up within the deadline on the resolver's own threads (IP
+    literals need no lookup)."""
+    names = resolver.shared() if lookup is socket.getaddrinfo else resolver.Resolver(lookup, threads=2)
+    started = time.monotonic()
+    answers = names.resolve_many([(a.host, a.port) for a in addresses], deadline)
     resolved: dict[Address, tuple] = {}
     failed: dict[Address, ProbeResult] = {}
-    names = []
     for address in addresses:
-        try:
-            ip = ipaddress.ip_address(address.host)
-        except ValueError:
-            names.append(address)
-            continue
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        resolved[address] = (family, (address.host, address.port))
-    if not names:
-        return resolved, failed
-
-    def lookup(address: Address) -> tuple:
-        info = resolver(address.host, address.port, type=socket.SOCK_STREAM)
-        family, _, _, _, sockaddr = info[0]
-        return family, sockaddr
-
-    started = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=min(_RESOLVER_THREADS, len(names)), thread_name_prefix="resolve")
-    futures = {pool.submit(lookup, address): address for address in names}
-    wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-    pool.shutdown(wait=False, cancel_futures=True)
-    for future, address in futures.items():
-        elapsed = time.monotonic() - started
-        if not future.done():
-            failed[address] = ProbeResult(DNS_ERROR, elapsed, "name resolution timed out")
-        elif future.exception() is not None:
-            failed[address] = ProbeResult(DNS_ERROR, elapsed, str(future.exception()))
+        answer = answers[address.host, address.port]
+        if isinstance(answer, resolver.LookupTimeout):
+            failed[address] = ProbeResult(DNS_ERROR, time.monotonic() - started, "name resolution timed out")
+        elif isinstance(answer, Exception) or not answer:
+            failed[address] = ProbeResult(DNS_ERROR, time.monotonic() - started, str(answer) or "no address")
         else:
-            resolved[address] = future.result()
+            family, _, _, _, sockaddr = answer[0]
+            resolved[address] = (family, sockaddr)
     return resolved, failed
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from sollol_exporter import __version__
+from sollol_exporter import __version__, resolver
 
 MAX_BODY_BYTES = 4 * 1_048_576
 USER_AGENT = f"sollol-exporter/{__version__}"
@@ -104,16 +104,7 @@ def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
         request_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
     request_headers.update(headers or {})
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.gaierror:
-        raise FetchError("dns_error", "name resolution failed") from None
-    except ConnectionRefusedError:
-        raise FetchError("refused", "connection refused") from None
-    except (socket.timeout, TimeoutError):
-        raise FetchError("timeout", "connect timed out") from None
-    except OSError as err:
-        raise FetchError("error", f"connection failed: {err.strerror or type(err).__name__}") from None
+    sock = _connect(host, port, deadline)
     # The watchdog holds a duplicate: shutting it down ends reads on the connection even after TLS has taken over
     # the original socket object.
     try:
@@ -131,6 +122,36 @@ def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
         _WATCHDOG.release(token)
         watched.close()
         sock.close()
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    """A connection to host:port made by `deadline`, the name looked up within it too (resolver.py)."""
+    try:
+        addresses = resolver.shared().resolve(host, port, deadline)
+    except resolver.LookupTimeout:
+        raise FetchError("timeout", "name resolution timed out") from None
+    except (socket.gaierror, UnicodeError):
+        raise FetchError("dns_error", "name resolution failed") from None
+    except OSError as err:
+        raise FetchError("error", f"name resolution failed: {err.strerror or type(err).__name__}") from None
+    failure: FetchError | None = None
+    for family, kind, proto, _, address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(remaining)
+            sock.connect(address)
+            return sock
+        except ConnectionRefusedError:
+            failure = FetchError("refused", "connection refused")
+        except (socket.timeout, TimeoutError):
+            failure = FetchError("timeout", "connect timed out")
+        except OSError as err:
+            failure = FetchError("error", f"connection failed: {err.strerror or type(err).__name__}")
+        sock.close()
+    raise failure or FetchError("timeout", "connect timed out")
 
 
 def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: str, headers: dict, deadline: float) -> Response:
@@ -164,6 +185,8 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
     except (socket.timeout, TimeoutError):
         raise FetchError("timeout", "read timed out") from None
     except ssl.SSLError as err:
+        if time.monotonic() >= deadline or "timed out" in str(err):  # a handshake that never finishes: hung, not refused
+            raise FetchError("timeout", "TLS handshake timed out") from None
         raise FetchError("error", f"TLS: {err.reason or type(err).__name__}") from None
     except (http.client.HTTPException, OSError, ValueError) as err:
         if time.monotonic() >= deadline:
