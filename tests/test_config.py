@@ -1,6 +1,9 @@
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sollol_exporter import config
 
@@ -83,9 +86,9 @@ def test_missing_file_is_a_config_error(tmp_path):
 )
 def test_prometheus_duration_forms_are_accepted(written, seconds, tmp_path):
     target = tmp_path / "c.yml"
-    target.write_text(f"redis:\n  timeout: {written}\nmetadata:\n  retention: {written}\n")
+    target.write_text(f"dashboard:\n  forget_after: {written}\nmetadata:\n  retention: {written}\n")
     loaded = config.load(str(target), env={})
-    assert loaded.redis.timeout == loaded.metadata.retention == pytest.approx(seconds)
+    assert loaded.dashboard.forget_after == loaded.metadata.retention == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("written", ["30s1m", "1h1h", "ms", "'1.5'", "-1", "'2'", "-1s", "1e3s", "300y", ".inf", ".nan", "true"])
@@ -127,3 +130,201 @@ def test_summary_masks_secrets_in_every_url():
     loaded.dashboard.url = "http://token-five@h:8080/?api_key=pw-six"
     shown = repr(config.summary(loaded))
     assert not any(f"-{n}" in shown for n in ("one", "two", "three", "four", "five", "six"))
+
+
+# -- durations and counts: which must be above 0, which may be 0 ------------------------------------------------------
+
+# What a list of sections needs besides the field under test, to be valid.
+LIST_ITEM_BASE = {"static": {"address": "10.0.0.50"}, "coordinators": {"url": "http://10.0.0.40:18080"}}
+
+
+def numeric_fields(cls=config.Config, path=()):
+    """(path, field) of every number in the schema, lists of sections entered at their first item."""
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        if spec.metadata.get("internal"):
+            continue
+        hint = hints[spec.name]
+        item = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
+        if dataclasses.is_dataclass(hint):
+            yield from numeric_fields(hint, path + (spec.name,))
+        elif item is not None and dataclasses.is_dataclass(item):
+            yield from numeric_fields(item, path + (spec.name, 0))
+        elif hint in (int, float):
+            yield path + (spec.name,), spec
+
+
+NUMERIC_FIELDS = dict((".".join(map(str, path)).replace(".0.", "[0]."), (path, spec)) for path, spec in numeric_fields())
+DURATIONS_AND_COUNTS = {name: entry for name, entry in NUMERIC_FIELDS.items() if not name.endswith("port")}
+
+
+def nested(path: tuple, leaf) -> dict:
+    """The YAML document that sets `path` to `leaf`, and nothing else a list item does not need."""
+    value = leaf
+    for position in range(len(path) - 1, -1, -1):
+        key = path[position]
+        if isinstance(key, int):
+            value = [{**LIST_ITEM_BASE[path[position - 1]], **value}]
+        else:
+            value = {key: value}
+    return value
+
+
+def write_setting(tmp_path, path: tuple, leaf) -> tuple[Path, int]:
+    """The file, and the line of the setting in it."""
+    target = tmp_path / "c.yml"
+    target.write_text(yaml.safe_dump(nested(path, leaf), sort_keys=False))
+    line = next(n for n, text in enumerate(target.read_text().splitlines(), 1) if text.strip().lstrip("- ").startswith(f"{path[-1]}:"))
+    return target, line
+
+
+def test_every_duration_and_count_says_whether_zero_is_allowed():
+    """A new number in the schema must be declared a duration or a count, and so say what 0 does (or refuse it)."""
+    for name, (_, spec) in NUMERIC_FIELDS.items():
+        kind = "port" if name.endswith("port") else ("duration" if spec.metadata.get("duration") else "count" if spec.metadata.get("count") else None)
+        assert kind is not None, f"{name}: neither a duration nor a count"
+        if kind != "port":
+            assert "zero" in spec.metadata, name
+    assert len(DURATIONS_AND_COUNTS) >= 20
+
+
+REFUSE_ZERO = sorted(name for name, (_, spec) in DURATIONS_AND_COUNTS.items() if spec.metadata.get("zero") is None)
+ALLOW_ZERO = sorted(name for name, (_, spec) in DURATIONS_AND_COUNTS.items() if spec.metadata.get("zero") is not None)
+
+
+def test_timeouts_and_step_sizes_are_among_the_fields_that_refuse_zero():
+    """The issue's cases: a timeout or scan_count of 0 passed the check, then every read failed."""
+    assert {"redis.timeout", "redis.scan_count", "coordinators[0].timeout", "rpc_backends.timeout", "ollama.timeout",
+            "dashboard.timeout", "scrape.timeout", "rpc_backends.max_concurrency"} <= set(REFUSE_ZERO)
+    assert set(ALLOW_ZERO) == {"metadata.retention", "coordinators[0].props_interval", "ollama.max_models",
+                               "ollama.version_interval", "dashboard.forget_after", "scrape.timeout_margin"}
+
+
+@pytest.mark.parametrize("name", REFUSE_ZERO)
+def test_zero_is_refused_with_file_and_line(name, tmp_path):
+    path, _ = DURATIONS_AND_COUNTS[name]
+    target, line = write_setting(tmp_path, path, 0)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(target), env={})
+    assert str(caught.value).startswith(f"c.yml:{line}: {name}: must be ")
+    assert str(caught.value).endswith(("must be longer than 0, got 0", "must be at least 1, got 0"))
+
+
+@pytest.mark.parametrize("name", ALLOW_ZERO)
+def test_zero_is_accepted_where_it_has_a_meaning(name, tmp_path):
+    path, _ = DURATIONS_AND_COUNTS[name]
+    target, _ = write_setting(tmp_path, path, 0)
+    loaded = config.load(str(target), env={})
+    section = loaded
+    for key in path[:-1]:
+        section = section[key] if isinstance(key, int) else getattr(section, key)
+    assert getattr(section, path[-1]) == 0
+
+
+@pytest.mark.parametrize("name", sorted(DURATIONS_AND_COUNTS))
+def test_negative_values_are_refused_everywhere(name, tmp_path):
+    path, _ = DURATIONS_AND_COUNTS[name]
+    target, line = write_setting(tmp_path, path, -1)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(target), env={})
+    assert str(caught.value).startswith(f"c.yml:{line}: {name}: "), caught.value
+
+
+@pytest.mark.parametrize(("name", "maximum"), [("redis.scan_count", 100_000), ("events.max_nodes", 100_000),
+                                              ("events.max_models", 100_000), ("events.max_label_sets", 100_000)])
+def test_counts_with_a_ceiling_refuse_more(name, maximum, tmp_path):
+    path, _ = DURATIONS_AND_COUNTS[name]
+    target, _ = write_setting(tmp_path, path, maximum)
+    config.load(str(target), env={})
+    target, line = write_setting(tmp_path, path, maximum + 1)
+    with pytest.raises(config.ConfigError, match=rf"^c\.yml:{line}: {name}: must be at most {maximum}, got {maximum + 1}$"):
+        config.load(str(target), env={})
+
+
+# -- YAML tags ---------------------------------------------------------------------------------------------------------
+
+TAGGED = {
+    "on a list": ("ollama:\n  nodes: {tag} [10.0.0.5]\n", 2, "ollama.nodes"),
+    "on a mapping": ("redis: {tag} {{timeout: 2s}}\n", 1, "redis"),
+    "on a list of sections": ("coordinators: {tag}\n  - url: http://10.0.0.40:18080\n", 1, "coordinators"),
+    "on a section in a list": ("coordinators:\n  - {tag} {{url: http://10.0.0.40:18080}}\n", 2, "coordinators[0]"),
+    "on a value": ("redis:\n  url: {tag} redis://10.0.0.2:6379/0\n", 2, "redis.url"),
+    "on the top level": ("{tag}\nredis: {{}}\n", 1, "top level"),
+}
+TAGS = {"!vault": "'!vault'", "!!set": "'!!set'", "!!omap": "'!!omap'", "!!python/tuple": "'!!python/tuple'",
+        "!<tag:example.com,2000:x>": "'tag:example.com,2000:x'"}
+
+
+@pytest.mark.parametrize("position", TAGGED)
+@pytest.mark.parametrize("tag", TAGS)
+def test_unknown_tags_are_refused_wherever_they_stand(position, tag, tmp_path):
+    template, line, where = TAGGED[position]
+    target = tmp_path / "c.yml"
+    target.write_text(template.format(tag=tag))
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(target), env={})
+    if "set" in tag or "omap" in tag:  # YAML's own, but for other kinds of node: a scalar tagged so fails to read
+        assert str(caught.value).startswith(f"c.yml:{line}: {where}: "), caught.value
+    else:
+        assert str(caught.value) == f"c.yml:{line}: {where}: unknown YAML tag {TAGS[tag]}"
+
+
+def test_an_unknown_tag_on_a_key_is_refused(tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_text("redis:\n  !vault timeout: 2s\n")
+    with pytest.raises(config.ConfigError, match=r"^c\.yml:2: redis\.timeout: unknown YAML tag '!vault' on the key$"):
+        config.load(str(target), env={})
+
+
+def test_yaml_own_tags_of_the_right_kind_are_still_read(tmp_path):
+    target = tmp_path / "c.yml"
+    target.write_text("redis: !!map {timeout: !!float 1.5, url: !!str 'redis://10.0.0.2:6379/0'}\n"
+                      "ollama: {nodes: !!seq [10.0.0.5], max_models: !!int 3}\n")
+    loaded = config.load(str(target), env={})
+    assert (loaded.redis.timeout, loaded.ollama.nodes, loaded.ollama.max_models) == (1.5, ["10.0.0.5"], 3)
+
+
+# -- control characters in URLs and addresses -----------------------------------------------------------------------
+
+URL_FIELDS = {
+    "redis.url": (("redis", "url"), "redis://10.0.0.2:6379/0{c}"),
+    "coordinators[0].url": (("coordinators", 0, "url"), "http://10.0.0.40:18080/x{c}y"),
+    "dashboard.url": (("dashboard", "url"), "http://10.0.0.3:8080/{c}"),
+    "ollama.nodes[0]": (("ollama", "nodes", 0), "http://10.0.0.6:11434/{c}"),
+    "coordinators[0].rpc_backends[0]": (("coordinators", 0, "rpc_backends", 0), "10.0.0.45:50052{c}"),
+    "rpc_backends.static[0].address": (("rpc_backends", "static", 0, "address"), "10.0.0.50:50052{c}"),
+}
+CONTROL = {"CR LF": "\r\nX-Injected: 1", "tab": "\t", "NUL": "\x00", "DEL": "\x7f", "NEL": "\x85",
+           "line separator": "\u2028", "zero-width space": "\u200b", "space": " "}
+
+
+def url_document(path: tuple, text: str) -> dict:
+    if path[:2] == ("coordinators", 0):
+        item = {"url": "http://10.0.0.40:18080"}
+        item[path[2]] = text if len(path) == 3 else [text]
+        return {"coordinators": [item]}
+    if path[-1] == 0:
+        return {path[0]: {path[1]: [text]}}
+    if path[:2] == ("rpc_backends", "static"):
+        return {"rpc_backends": {"static": [{"address": text}]}}
+    return {path[0]: {path[1]: text}}
+
+
+@pytest.mark.parametrize("character", CONTROL)
+@pytest.mark.parametrize("name", URL_FIELDS)
+def test_control_characters_are_refused_in_every_url_and_address(name, character, tmp_path):
+    path, template = URL_FIELDS[name]
+    target = tmp_path / "c.yml"
+    clean = template.format(c="")
+    target.write_text(yaml.safe_dump(url_document(path, clean)))
+    config.load(str(target), env={})  # the same without the character loads
+    target.write_text(yaml.safe_dump(url_document(path, template.format(c=CONTROL[character]))))
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(target), env={})
+    code = f"U+{ord(CONTROL[character][0]):04X}"
+    assert f": {name}: holds a control character or white space ({code} at character {len(template.split('{c}')[0]) + 1})" in str(caught.value)
+
+
+def test_a_control_character_in_a_url_from_the_environment_is_refused():
+    with pytest.raises(config.ConfigError, match=r"^config: redis\.url: holds a control character"):
+        config.load(None, env={"SOLLOL_REDIS_URL": "redis://10.0.0.2:6379/0\r\n"})

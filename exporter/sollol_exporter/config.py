@@ -16,13 +16,14 @@ import os
 import re
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
 import yaml
 
-from sollol_exporter import redact
+from sollol_exporter import files, redact
 from sollol_exporter.labels import parse_address
 
 
@@ -31,6 +32,7 @@ class ConfigError(Exception):
 
 
 MAX_FILE_BYTES = 1_048_576
+MAX_KEY_FILE_BYTES = 65_536
 MAX_DEPTH = 32
 MAX_NODES = 50_000
 # Aliases are handy for repeating a setting, but each use is a copy: bounded, a few lines cannot expand to millions.
@@ -52,24 +54,31 @@ def internal(default: Any) -> Any:
     return field(default=default, metadata={"internal": True})
 
 
-def duration(default: float) -> Any:
-    """A field holding seconds, written as a number or a Prometheus duration ("500ms", "2s", "1m30s", "1d")."""
-    return field(default=default, metadata={"duration": True})
+def duration(default: float, zero: str | None = None) -> Any:
+    """A field holding seconds, written as a number or a Prometheus duration ("500ms", "2s", "1m30s", "1d").
+    It must be longer than 0, unless `zero` says what 0 means (a timeout of 0 would fail every read)."""
+    return field(default=default, metadata={"duration": True, "zero": zero})
+
+
+def count(default: int, zero: str | None = None, maximum: int = MAX_INT) -> Any:
+    """A field holding a number of things, at most `maximum`. At least 1, unless `zero` says what 0 means."""
+    return field(default=default, metadata={"count": True, "zero": zero, "maximum": maximum})
 
 
 @dataclass
 class RedisConfig:
     url: str = "redis://localhost:6379/0"
     timeout: float = duration(2.0)
-    max_value_bytes: int = 1_048_576
-    scan_count: int = 500
+    max_value_bytes: int = count(1_048_576)
+    # Redis walks this many keys per SCAN call, blocking its other clients meanwhile: a step, not the whole keyspace.
+    scan_count: int = count(500, maximum=100_000)
     routing_stream: bool = True
     required: bool = False  # expected from the first scrape, even with the URL from SOLLOL_REDIS_URL (presence.py)
 
 
 @dataclass
 class MetadataConfig:
-    retention: float = duration(3600.0)
+    retention: float = duration(3600.0, zero="only the value in the key now is used")
     stats_max_age: float = duration(60.0)
 
 
@@ -80,9 +89,14 @@ class CoordinatorConfig:
     api_key: str = ""
     api_key_file: str = ""
     metrics: bool = True
-    props_interval: float = duration(300.0)
+    props_interval: float = duration(300.0, zero="/props at every scrape")
     timeout: float = duration(5.0)
     rpc_backends: list[str] = field(default_factory=list)
+
+    def api_key_from_file(self) -> str:
+        """The key in api_key_file now (read at every use, so that a rotated key is taken); OSError or ValueError
+        with the reason, never the content."""
+        return read_secret_file(os.path.expanduser(self.api_key_file))
 
 
 @dataclass
@@ -105,7 +119,7 @@ class RpcBackendsConfig:
     timeout: float = duration(2.0)
     handshake: Literal["off", "idle"] = "off"
     handshake_backoff: float = duration(300.0)
-    max_concurrency: int = 1024
+    max_concurrency: int = count(1024)
     grpc: GrpcProbeConfig = field(default_factory=GrpcProbeConfig)
     static: list[RpcBackendConfig] = field(default_factory=list)
 
@@ -115,9 +129,9 @@ class OllamaConfig:
     discover: bool = True
     nodes: list[str] = field(default_factory=list)
     timeout: float = duration(2.0)
-    max_models: int = 20
+    max_models: int = count(20, zero="every loaded model is summed into model=\"other\"")
     host_header: str = ""
-    version_interval: float = duration(600.0)
+    version_interval: float = duration(600.0, zero="/api/version at every scrape")
 
 
 @dataclass
@@ -125,14 +139,14 @@ class DashboardConfig:
     enabled: bool = True
     url: str = "http://localhost:8080"
     timeout: float = duration(2.0)
-    forget_after: float = duration(3600.0)
+    forget_after: float = duration(3600.0, zero="a vanished application is dropped at once, without an up 0 series")
     required: bool = False
 
 
 @dataclass
 class ScrapeConfig:
     timeout: float = duration(10.0)
-    timeout_margin: float = duration(0.5)
+    timeout_margin: float = duration(0.5, zero="the whole of Prometheus' scrape timeout is used")
 
 
 @dataclass
@@ -146,9 +160,9 @@ class EventChannelsConfig:
 class EventsConfig:
     enabled: bool = True
     channels: EventChannelsConfig = field(default_factory=EventChannelsConfig)
-    max_nodes: int = 100
-    max_models: int = 100
-    max_label_sets: int = 1000
+    max_nodes: int = count(100, maximum=100_000)
+    max_models: int = count(100, maximum=100_000)
+    max_label_sets: int = count(1000, maximum=100_000)
 
 
 @dataclass
@@ -254,13 +268,27 @@ def declared_parts(raw: dict[str, Any], config: Config) -> frozenset[str]:
 
 def _read_text(path: str, where: str) -> str:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        data = files.read_bytes(path, MAX_FILE_BYTES)
+    except files.FileTooLarge:
+        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes, which no config needs; is this the right file?") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror or type(err).__name__}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes, which no config needs; is this the right file?")
+        raise ConfigError(f"{path}: cannot read: {files.reason(err)}") from None
     return _decode(data, where)
+
+
+def read_secret_file(path: str) -> str:
+    """The secret a key file holds (UTF-8, surrounding white space dropped), registered with the redactor before
+    it is checked. OSError (not a regular file, too large, unreadable) or ValueError, with the reason only."""
+    data = files.read_bytes(path, MAX_KEY_FILE_BYTES)
+    try:
+        secret = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        redact.register(data.decode("utf-8", "replace").strip())
+        raise ValueError("not UTF-8 text") from None
+    redact.register(secret)
+    if any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in secret):
+        raise ValueError("holds characters an HTTP header cannot carry")
+    return secret
 
 
 def _decode(data: bytes, where: str) -> str:
@@ -342,7 +370,23 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"{context}, {problem}" if context else problem
 
 
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_CORE_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _CORE_TAG + "merge"
+# YAML's own tags that this loader reads, per kind of node; any other tag (`!secret`, `!!python/name:...`, `!!set`)
+# is refused wherever it stands: on a value, a list, a mapping or a key. `value` and `merge` are what a plain `=` and
+# `<<` resolve to: they are refused later, with their own message.
+_KNOWN_TAGS = {
+    yaml.ScalarNode: frozenset(_CORE_TAG + t for t in ("null", "bool", "int", "float", "str", "binary", "timestamp", "value", "merge")),
+    yaml.SequenceNode: frozenset({_CORE_TAG + "seq"}),
+    yaml.MappingNode: frozenset({_CORE_TAG + "map"}),
+}
+
+
+def unknown_tag(node: yaml.Node) -> str | None:
+    """The node's tag as written (`'!secret'`, `'!!set'`) if this loader does not read it; None for YAML's own."""
+    if node.tag in _KNOWN_TAGS[type(node)]:
+        return None
+    return _shown("!!" + node.tag.removeprefix(_CORE_TAG) if node.tag.startswith(_CORE_TAG) else node.tag)
 
 
 class _Expander:
@@ -366,6 +410,8 @@ class _Expander:
         if len(path) > MAX_DEPTH:
             raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
         self.source.lines[path] = line
+        if tag := unknown_tag(node):
+            raise _Refused(line, f"{_dotted(path)}: unknown YAML tag {tag}")
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         self.open.add(id(node))
@@ -385,6 +431,8 @@ class _Expander:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused(line, "keys must be plain names")
             key = key_node.value
+            if tag := unknown_tag(key_node):
+                raise _Refused(line, f"{_dotted(path + (key,))}: unknown YAML tag {tag} on the key")
             if key in result:
                 raise _Refused(line, f"{_dotted(path + (key,))}: duplicate key")
             result[key] = self.plain(value_node, path + (key,))
@@ -436,14 +484,9 @@ def _register_secrets(value: Any, path: tuple, source: _Source) -> None:
 def _register_file_secret(path: str) -> None:
     """The content of a key file, if it is readable now; the file is read again, and checked, when used."""
     try:
-        expanded = os.path.expanduser(path)
-        if not os.path.isfile(expanded):  # never block on a FIFO or read a device
-            return
-        with open(expanded, "rb") as handle:
-            content = handle.read(65536)
+        read_secret_file(os.path.expanduser(path))
     except (OSError, ValueError):
-        return
-    redact.register(content.decode("utf-8", "replace").strip())
+        pass
 
 
 def _dotted(path: tuple) -> str:
@@ -487,7 +530,10 @@ def _build(cls: type, value: Any, path: tuple, source: _Source) -> Any:
 def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple, source: _Source) -> Any:
     origin = typing.get_origin(hint)
     if spec is not None and spec.metadata.get("duration"):
-        return _duration(value, path, source)
+        seconds = _duration(value, path, source)
+        if seconds == 0 and spec.metadata["zero"] is None:
+            _fail(source, path, f"must be longer than 0, got {_shown(value)}")
+        return seconds
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path, source)
     if origin is list:
@@ -514,10 +560,19 @@ def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple,
             _fail(source, path, f"expected a whole number >= 0, got {_shown(value)}")
         if value > MAX_INT:
             _fail(source, path, f"too large (at most {MAX_INT})")
+        if spec is not None and spec.metadata.get("count"):
+            _check_count(value, spec, path, source)
         return value
     if hint is str:
         return _string(value, path, source)
     raise TypeError(f"unsupported config type {hint!r}")
+
+
+def _check_count(value: int, spec: dataclasses.Field, path: tuple, source: _Source) -> None:
+    if value == 0 and spec.metadata["zero"] is None:
+        _fail(source, path, "must be at least 1, got 0")
+    if value > spec.metadata["maximum"]:
+        _fail(source, path, f"must be at most {spec.metadata['maximum']}, got {value}")
 
 
 def _string(value: Any, path: tuple, source: _Source) -> str:
@@ -565,17 +620,12 @@ def _check(config: Config, source: _Source) -> None:
         _check_http_url(config.dashboard.url, ("dashboard", "url"), source)
     if config.scrape.timeout <= config.scrape.timeout_margin:
         _fail(source, ("scrape", "timeout"), "must be longer than scrape.timeout_margin")
-    if config.rpc_backends.max_concurrency < 1:
-        _fail(source, ("rpc_backends", "max_concurrency"), "must be at least 1")
     channels = config.events.channels
     for kind in ("ollama", "rpc", "traces"):
         if not getattr(channels, kind) or len(getattr(channels, kind)) > 200:
             _fail(source, ("events", "channels", kind), "must be a channel name of 1 to 200 characters")
     if len({channels.ollama, channels.rpc, channels.traces}) < 3:
         _fail(source, ("events", "channels"), "the three channels must differ")
-    for key in ("max_nodes", "max_models", "max_label_sets"):
-        if not 1 <= getattr(config.events, key) <= 100_000:
-            _fail(source, ("events", key), "must be between 1 and 100000")
 
 
 _PERCENT_ENCODE = "a user name or password holding '/', '?' or '#' must percent-encode them (%2F, %3F, %23)"
@@ -591,9 +641,19 @@ def _refuse_at_after_host(url: str, path: tuple, source: _Source) -> None:
         _fail(source, path, f"an '@' after the host: {_PERCENT_ENCODE}")
 
 
+def _check_url_characters(url: str, path: tuple, source: _Source) -> None:
+    """No control character or white space in a URL or address. Python's URL parser silently drops tabs and line
+    breaks, and what was around them would end up on the request line ("GET /x\r\nX-Injected: 1/health")."""
+    for position, char in enumerate(url, 1):
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            _fail(source, path, f"holds a control character or white space (U+{ord(char):04X} at character {position}); "
+                                "percent-encode it")
+
+
 def _check_redis_url(settings: RedisConfig, source: _Source) -> None:
     """Parse the URL exactly as redis-py will at start, without connecting."""
     path = ("redis", "url")
+    _check_url_characters(settings.url, path, source)
     if not settings.url.startswith(("redis://", "rediss://", "unix://")):
         _fail(source, path, "must start with redis://, rediss:// or unix://")
     _refuse_at_after_host(settings.url, path, source)
@@ -615,6 +675,7 @@ def _check_redis_url(settings: RedisConfig, source: _Source) -> None:
 
 
 def _check_http_url(url: str, path: tuple, source: _Source) -> None:
+    _check_url_characters(url, path, source)
     if not url.startswith(("http://", "https://")):
         _fail(source, path, "must start with http:// or https://")
     _refuse_at_after_host(url, path, source)
@@ -637,6 +698,7 @@ def _check_port(port: int, path: tuple, source: _Source) -> None:
 
 
 def _address(value: str, default_port: int, path: tuple, source: _Source) -> None:
+    _check_url_characters(value, path, source)
     try:
         parse_address(value, default_port)
     except ValueError as err:

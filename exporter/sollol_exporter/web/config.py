@@ -6,16 +6,15 @@ Errors read `file:line: what` and never quote a secret (key, password hash).
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 
 import yaml
 
-from sollol_exporter.config import _BoundedLoader, _Refused
+from sollol_exporter import files
+from sollol_exporter.config import _BoundedLoader, _Refused, unknown_tag
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -51,6 +50,7 @@ EXTRA_HEADERS = {
     "Content-Security-Policy": None,
 }
 
+MIN_BCRYPT_COST, MAX_BCRYPT_COST = 4, 31
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -125,31 +125,12 @@ def parse_go_duration(text: str) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """At most limit + 1 bytes of a regular file. Opened without blocking and checked before reading, so that a
-    FIFO, a device or a directory is refused (OSError) instead of hanging or filling memory."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        os.set_blocking(fd, True)
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def load(path: str) -> WebConfig:
     """Read and validate a web config file; raises WebConfigError."""
     try:
-        raw = read_regular(path)
+        raw = files.read_bytes(path, MAX_FILE_BYTES)
     except OSError as err:
-        raise WebConfigError(f"{path}: cannot read: {err.strerror or err}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise WebConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+        raise WebConfigError(f"{path}: cannot read: {files.reason(err)}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -226,6 +207,8 @@ class _Reader:
     def _value(self, node, expected, where: tuple):
         self.lines.setdefault(where, node.start_mark.line + 1)
         name = ".".join(map(str, where)) or "top level"
+        if tag := unknown_tag(node):
+            raise self.fail(where, f"{name}: unknown YAML tag {tag}")
         if isinstance(expected, dict) or expected == _STR_MAP:
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                 return {}
@@ -238,6 +221,8 @@ class _Reader:
                 key = key_node.value
                 here = (*where, key)
                 self.lines[here] = key_node.start_mark.line + 1
+                if tag := unknown_tag(key_node):
+                    raise self.fail(here, f"{'.'.join(map(str, here))}: unknown YAML tag {tag} on the key")
                 if key in result:
                     raise self.fail(key_node.start_mark.line + 1, f"{'.'.join(here)}: key given twice")
                 if expected == _STR_MAP:
@@ -323,6 +308,10 @@ class _Reader:
         for name, hashed in users.items():
             if not _BCRYPT_HASH.match(hashed or ""):
                 raise self.fail(("basic_auth_users", name), f"basic_auth_users: the password of user {name!r} is not a bcrypt hash")
+            cost = int(hashed.split("$")[2])
+            if not MIN_BCRYPT_COST <= cost <= MAX_BCRYPT_COST:  # no bcrypt reads it: the user could never log in
+                raise self.fail(("basic_auth_users", name), f"basic_auth_users: the hash of user {name!r} has cost {cost}; "
+                                f"bcrypt accepts {MIN_BCRYPT_COST} to {MAX_BCRYPT_COST}")
         return dict(users)
 
     def _headers(self, headers: dict) -> dict[str, str]:

@@ -8,7 +8,8 @@ import os
 import ssl
 import tempfile
 
-from sollol_exporter.web.config import TLSSettings, WebConfigError, read_regular
+from sollol_exporter import files
+from sollol_exporter.web.config import TLSSettings, WebConfigError
 
 MAX_FILE_BYTES = 1 << 20  # a certificate chain, a key or a CA bundle; more is not a TLS file
 SHM = "/dev/shm"  # where inline PEM goes when memfd is not available, before the temporary directory
@@ -19,12 +20,9 @@ _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 
 def _read(path: str, what: str, config_path: str) -> bytes:
     try:
-        data = read_regular(path, MAX_FILE_BYTES)
+        return files.read_bytes(path, MAX_FILE_BYTES)
     except OSError as err:
-        raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): {err.strerror or err}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): larger than {MAX_FILE_BYTES} bytes")
-    return data
+        raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): {files.reason(err)}") from None
 
 
 def certificate_and_key(tls: TLSSettings, config_path: str) -> tuple[bytes, bytes]:
@@ -70,12 +68,13 @@ def server_context(tls: TLSSettings, config_path: str) -> ssl.SSLContext:
 
 
 def _load_pair(context: ssl.SSLContext, tls: TLSSettings, cert: bytes, key: bytes, config_path: str) -> None:
-    # load_cert_chain reads files only: cert_file and key_file are given to it as they are; inline PEM is staged in
-    # memory (memfd), else in /dev/shm or the temporary directory, and removed at once.
+    # load_cert_chain reads files only, and blocking: it is given the bytes already read and checked, in memory
+    # (memfd), so that a file replaced since (by a FIFO, say) cannot block it. Without memfd, cert_file and key_file
+    # are given as they are, and inline PEM is staged in /dev/shm or the temporary directory and removed at once.
     with contextlib.ExitStack() as staged:
         try:
-            cert_path = tls.cert_file or staged.enter_context(_inline("cert", cert))
-            key_path = tls.key_file or staged.enter_context(_inline("key", key))
+            cert_path = staged.enter_context(_loadable("cert", cert, tls.cert_file))
+            key_path = staged.enter_context(_loadable("key", key, tls.key_file))
         except OSError as err:
             raise WebConfigError(f"{config_path}: tls_server_config: cannot stage the inline cert and key for loading "
                                  f"(no memfd, and neither {SHM} nor {tempfile.gettempdir()} is writable): "
@@ -90,8 +89,9 @@ def _load_pair(context: ssl.SSLContext, tls: TLSSettings, cert: bytes, key: byte
 
 
 @contextlib.contextmanager
-def _inline(name: str, data: bytes):
-    """A path holding `data`, readable by this process only, gone when the block ends."""
+def _loadable(name: str, data: bytes, path: str):
+    """A path holding `data` (read from `path`, or inline when `path` is empty), readable by this process only;
+    anything staged is gone when the block ends."""
     fd = None
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         try:
@@ -104,6 +104,9 @@ def _inline(name: str, data: bytes):
             yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
+        return
+    if path:
+        yield path
         return
     directory = SHM if os.path.isdir(SHM) and os.access(SHM, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="sollol-tls-", dir=directory) as staging:
