@@ -137,7 +137,7 @@ def test_killed_worker_is_refused_within_one_scrape(tmp_path, redis_db, coordina
         assert one_hot(s, "sollol_rpc_backend_state", backend=f"{LOOP}:{victim.port}") == "refused"
         assert value(s, "sollol_rpc_backend_up", backend=f"{LOOP}:{victim.port}") == 0
         assert value(s, "sollol_rpc_backend_up", backend=f"{LOOP}:{workers[0].port}") == 1
-        # llama-server's /health stays 200 after losing a worker (peers.md H5): only the worker probe shows it
+        # llama-server's /health stays 200 after losing a worker (docs/peers.md#health-endpoint): only the worker probe shows it
         assert one_hot(s, "sollol_coordinator_state", coordinator="main") == "ok"
     finally:
         scraper.close()

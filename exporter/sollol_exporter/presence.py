@@ -3,10 +3,11 @@
 The exporter has defaults for three parts that many clusters do not run: SOLLOL's Redis, a llama.cpp coordinator
 and SOLLOL's dashboard service. A default only says where a part would be. A part is *expected* when
   - the config file names it (SOLLOL_* variables do not count: compose sets them for everyone),
-  - SOLLOL announces it: for coordinators, an event about that coordinator, an RPC heartbeat, a worker
-    registration key or RPC workers in the router metadata; for the dashboard, RayHybridRouter's metadata
-    (it starts the dashboard service), or
-  - it has answered since the exporter started.
+  - SOLLOL announces it: for a coordinator, an event about that coordinator (RPC workers do not count:
+    RayHybridRouter registers them at start and starts llama-server only for the first request that needs it);
+    for the dashboard, RayHybridRouter's metadata (it starts the dashboard service), or
+  - it has answered since the exporter started: anything that speaks its protocol, even with an error or by
+    accepting and then hanging, is there (and down).
 Only an expected part has an `_up` series, so `up == 0` always means that something which exists went away. A part
 that is neither expected nor answering is *absent*: no `_up` series, its collector is not failing, and
 `sollol_exporter_target_expected` is 0 for it. Once expected, a part stays expected for the life of the process.

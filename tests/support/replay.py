@@ -1,5 +1,5 @@
 """A loopback HTTP server that replays canned responses: the stand-in for Ollama and SOLLOL's dashboard,
-neither of which can run here. Responses follow their documented shapes (peers.md §3, sollol-data §10)."""
+neither of which can run here. Responses follow their documented shapes (docs/peers.md#ollama-endpoints, docs/sollol.md#application-registry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SOLLOL's activity events, as a running SOLLOL publishes them (sollol-data §6.1, §6.3, §8), for tests that need
+"""SOLLOL's activity events, as a running SOLLOL publishes them (docs/sollol.md#activity-channels), for tests that need
 request-level series in Prometheus: the builders give one message each, `ActivityPublisher` keeps publishing a
 steady mix of them from a thread, so that rates, ratios and quantiles over a few seconds are non-zero."""
 

@@ -1,7 +1,7 @@
 """The ggml RPC handshake: protocol version, device count and memory per device, read from an rpc-server.
 
 Opt-in, and never against a worker that a coordinator holds: such a worker queues the connection and answers
-only when the coordinator leaves. The rules (peers.md §2.6–2.9):
+only when the coordinator leaves. The rules (docs/peers.md#handshake, #probe-hazards, #safe-probes):
   - HELLO in the current layout (protocol >= 4: 24-byte payload), and on a silent close the older one (empty);
   - DEVICE_COUNT, then GET_DEVICE_MEMORY for each device below the count, never past it;
   - every reply is read before the socket is closed;
@@ -165,7 +165,7 @@ def probe_all(
     }
 
 
-# First llama.cpp build of each RPC protocol version (peers.md §2.4): what a coordinator of a given build speaks.
+# First llama.cpp build of each RPC protocol version (docs/peers.md#protocol-versions): what a coordinator of a given build speaks.
 _PROTOCOL_BY_BUILD = (
     (10496, (5, 1, 0)), (10176, (5, 0, 0)), (10053, (4, 0, 3)), (9970, (4, 0, 2)), (9575, (4, 0, 1)), (8802, (4, 0, 0)),
     (8277, (3, 6, 1)), (7287, (3, 6, 0)), (7183, (3, 5, 0)), (6688, (3, 0, 0)), (5187, (2, 0, 0)), (5150, (1, 0, 0)),
