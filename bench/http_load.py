@@ -6,10 +6,18 @@ Starts the exporter (a subprocess, as users run it) against a tiny local redis-s
   consecutive  10,000 scrapes one after the other on one kept-alive connection
   idle         2,000 connections opened and held silent, while scrapes go on
   flood        many connects and closes as fast as possible, some with half a request, while scrapes go on
+  auth         behind basic auth (bcrypt cost 10), clients sending random passwords as fast as they are answered
+               (--attackers, 45) while a scraper that knows the password goes on:
+                 auth-cached   attackers on /metrics, from the scraper's address and user name; cached password
+                 auth-health   12 attackers on /-/healthy (its allowance is 8); cached password
+                 auth-first    first logins (password not cached yet) while the attackers send from another address
+                 auth-same     first logins while the attackers send from the same address and the same user name:
+                               nothing tells them apart, so a login waits its turn among theirs
 For each case it prints scrape latency percentiles (p50/p95/p99/max), failures, and the exporter's threads, open
 file descriptors and RSS read from /proc. Bounded loops; it stops the exporter and redis by PID when done.
 
-    .venv/bin/python bench/http_load.py [--consecutive 10000] [--idle 2000] [--flood 5000]
+    .venv/bin/python bench/http_load.py [--cases concurrent,consecutive,idle,flood,auth] [--consecutive 10000]
+                                        [--idle 2000] [--flood 5000] [--attackers 45]
 
 To compare with another copy of the package, set PYTHONPATH to its directory: the subprocess inherits it.
 """
@@ -27,14 +35,19 @@ import threading
 import time
 from pathlib import Path
 
+import bcrypt
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.auth_flood import WrongPasswords, basic, request  # noqa: E402
 from tests.support.net import free_port, stop_process, wait_for  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 LOOP = "127.0.0.1"
+OTHER_HOST = "127.0.0.2"  # loopback too: the attackers' address when they play another host
 CASE_SECONDS = 60  # no case runs longer than this, whatever the server does
+CASES = ("concurrent", "consecutive", "idle", "flood", "auth")
+FIRST_LOGINS = 10
 
 
 def process_figures(pid: int) -> dict:
@@ -200,34 +213,115 @@ def flood(port: int, pid: int, count: int):
     summary("after", [scraper.scrape() for _ in range(20)], process_figures(pid))
 
 
+def timed(reply: tuple[int | str, float]) -> tuple[float, int | str]:
+    status, seconds = reply
+    return seconds, status
+
+
+def attacked(port: int, attackers: WrongPasswords, during) -> tuple[list, str]:
+    """What `during()` returns while the attackers run (after they have had a second to fill the queue), and a
+    note of the answers they got."""
+    with attackers:
+        time.sleep(1.5)
+        results = during()
+    answers = ", ".join(f"{status}: {count}" for status, count in sorted(attackers.statuses.items(), key=str))
+    return results, f"  ({attackers.count} attackers on {attackers.path} from {attackers.source}, answered {answers})"
+
+
+def auth(workdir: Path, config: Path, count: int):
+    """Basic auth under a flood of wrong passwords: see the module's docstring."""
+    users = {"prometheus": bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()}
+    users.update({f"first-{i}": bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode() for i in range(FIRST_LOGINS)})
+    web = workdir / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": users}))
+    good = basic("prometheus", "right")
+    with running_exporter(workdir, config, "--web.config.file", str(web)) as (port, pid):
+        assert request(port, "/metrics", good)[0] == 200, "the exporter refused the right password"
+
+        def cached(path: str):
+            def scrapes():
+                results = []
+                for _ in range(15):
+                    results.append(timed(request(port, path, good)))
+                    time.sleep(0.1)
+                return results
+            return scrapes
+
+        results, note = attacked(port, WrongPasswords(port, count), cached("/metrics"))
+        summary("auth-cached", results, process_figures(pid), note)
+        results, note = attacked(port, WrongPasswords(port, 12, path="/-/healthy"), cached("/-/healthy"))
+        summary("auth-health", results, process_figures(pid), note)
+
+        def first_logins(numbers):
+            return lambda: [timed(request(port, "/metrics", basic(f"first-{i}", "right"))) for i in numbers]
+
+        half = FIRST_LOGINS // 2
+        results, note = attacked(port, WrongPasswords(port, count, source=OTHER_HOST), first_logins(range(half)))
+        summary("auth-first", results, process_figures(pid), note)
+        results, notes = [], ""
+        for i in range(half, FIRST_LOGINS):  # the attackers use the user name of the login that follows them
+            logins, notes = attacked(port, WrongPasswords(port, count, user=f"first-{i}"), first_logins([i]))
+            results += logins
+        summary("auth-same", results, process_figures(pid), notes)
+
+
+class running_exporter:
+    """The exporter as a subprocess on a free loopback port; (port, pid) inside the block, stopped by PID after."""
+
+    def __init__(self, workdir: Path, config: Path, *extra: str):
+        self.workdir, self.config, self.extra = workdir, config, extra
+
+    def __enter__(self) -> tuple[int, int]:
+        self.port = free_port()
+        self.log = open(self.workdir / f"exporter-{self.port}.log", "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "sollol_exporter", "--config.file", str(self.config),
+                                         "--web.listen-address", f"{LOOP}:{self.port}", *self.extra],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: request(self.port, "/-/healthy", None, timeout=2)[0] in (200, 401), 30, interval=0.2, what="exporter start")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.port, self.process.pid
+
+    def __exit__(self, *exc) -> None:
+        stop_process(self.process)
+        self.log.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: " + ", ".join(CASES))
     parser.add_argument("--consecutive", type=int, default=10_000)
     parser.add_argument("--idle", type=int, default=2_000)
     parser.add_argument("--flood", type=int, default=5_000)
+    parser.add_argument("--attackers", type=int, default=45)
     args = parser.parse_args()
+    cases = [case.strip() for case in args.cases.split(",") if case.strip()]
+    if unknown := set(cases) - set(CASES):
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="sollol-http-load-") as directory:
         workdir = Path(directory)
         redis = RedisServer(workdir)
-        port = free_port()
         config = workdir / "exporter.yml"
         config.write_text(yaml.safe_dump({"redis": {"url": redis.url, "timeout": "1s"}, "coordinators": [],
                                           "dashboard": {"enabled": False}, "ollama": {"discover": False}}))
-        log = open(workdir / "exporter.log", "wb")
-        exporter = subprocess.Popen([sys.executable, "-m", "sollol_exporter", "--config.file", str(config),
-                                     "--web.listen-address", f"{LOOP}:{port}"], stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: Scraper(port).scrape()[1] == 200, 30, interval=0.2, what="exporter start")
-            pid = exporter.pid
             print(f"{'case':<12} {'scrapes':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'threads':>8} {'fds':>6} {'RSS MB':>7}")
-            summary("start", [Scraper(port).scrape() for _ in range(5)], process_figures(pid))
-            concurrent(port, pid)
-            consecutive(port, pid, args.consecutive)
-            idle(port, pid, args.idle)
-            flood(port, pid, args.flood)
+            if set(cases) - {"auth"}:
+                with running_exporter(workdir, config) as (port, pid):
+                    summary("start", [Scraper(port).scrape() for _ in range(5)], process_figures(pid))
+                    if "concurrent" in cases:
+                        concurrent(port, pid)
+                    if "consecutive" in cases:
+                        consecutive(port, pid, args.consecutive)
+                    if "idle" in cases:
+                        idle(port, pid, args.idle)
+                    if "flood" in cases:
+                        flood(port, pid, args.flood)
+            if "auth" in cases:
+                auth(workdir, config, args.attackers)
         finally:
-            stop_process(exporter)
-            log.close()
             redis.stop()
     return 0
 

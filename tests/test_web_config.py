@@ -105,6 +105,8 @@ def test_empty_file_means_no_tls_and_no_auth(tmp_path):
     ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", 4, "client_allowed_sans requires"),
     ("rate_limit:\n  interval: soon\n", 2, "not a duration"),
     ("basic_auth_users:\n  a: x\n  a: y\n", 3, "given twice"),
+    ("basic_auth_users:\n  a: $2y$03$" + "a" * 53 + "\n", 2, "has cost 3; bcrypt accepts 4 to 31"),
+    ("basic_auth_users:\n  b: $2y$10$" + "a" * 53 + "\n  a: $2b$32$" + "a" * 53 + "\n", 3, "user 'a' has cost 32"),
     ("base: &b {x: 1}\nother: *b\n", 2, "aliases are not allowed"),
     ("tls_server_config: [1, 2]\n", 1, "expected a mapping"),
     ("http_server_config:\n  http2: maybe\n", 2, "expected true or false"),
@@ -293,6 +295,48 @@ def test_tls_files_must_be_small_regular_files(tmp_path, certs, kind):
     assert ("larger than" if kind == "huge" else "not a regular file") in result.stderr
 
 
+def test_a_tls_file_swapped_for_a_fifo_after_it_was_read_cannot_block_the_load(tmp_path, certs, monkeypatch):
+    """The certificate is loaded from the bytes read and checked, not from the path again: a FIFO put in its place
+    in between blocked load_cert_chain (and with it every request waiting for the web config) until a writer came."""
+    import os
+    import threading
+
+    from sollol_exporter.web import tls
+
+    cert_file = tmp_path / "server.crt"
+    cert_file.write_bytes(certs.server.cert.read_bytes())
+    path = write(tmp_path, yaml.safe_dump({"tls_server_config": {"cert_file": str(cert_file), "key_file": str(certs.server.key)}}))
+    real_read = tls._read
+
+    def read_then_swap(file_path, what, config_path):
+        data = real_read(file_path, what, config_path)
+        if what == "cert_file":
+            os.unlink(file_path)
+            os.mkfifo(file_path)
+        return data
+
+    monkeypatch.setattr(tls, "_read", read_then_swap)
+    outcome = []
+    loader = threading.Thread(target=lambda: outcome.append(load(path)), daemon=True)
+    loader.start()
+    loader.join(10)
+    if loader.is_alive():  # unblock it: a writer that closes at once ends the read
+        os.close(os.open(cert_file, os.O_WRONLY | os.O_NONBLOCK))
+        loader.join(5)
+    assert outcome and outcome[0].context is not None, "the load blocked on the FIFO"
+
+
+@pytest.mark.parametrize(("text", "line", "where"), [
+    ("basic_auth_users: !users\n  prometheus: x\n", 1, "basic_auth_users"),
+    ("tls_server_config:\n  cipher_suites: !list [TLS_AES_128_GCM_SHA256]\n", 2, "tls_server_config.cipher_suites"),
+    ("tls_server_config:\n  cert_file: !!python/name:os.system\n", 2, "tls_server_config.cert_file"),
+    ("http_server_config:\n  !key http2: true\n", 2, "http_server_config.http2"),
+], ids=["on a mapping", "on a list", "on a value", "on a key"])
+def test_unknown_yaml_tags_are_refused_in_the_web_config(tmp_path, text, line, where):
+    message = refusal(write(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'web.yml'}:{line}: {where}: unknown YAML tag"), message
+
+
 def test_file_certificates_need_no_temporary_directory(tmp_path, certs, monkeypatch):
     import tempfile
 
@@ -335,14 +379,14 @@ def test_a_flood_of_wrong_passwords_does_not_delay_cached_credentials():
 
         return "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()
 
-    assert auth.allowed(users, header("right"))  # now cached
+    assert auth.verify(users, header("right"))  # now cached
     stop = threading.Event()
 
     def flood(i):
         n = 0
         while not stop.is_set():
             n += 1
-            auth.allowed(users, header(f"wrong-{i}-{n}"))
+            auth.verify(users, header(f"wrong-{i}-{n}"))
 
     flooders = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(10)]
     for thread in flooders:
@@ -352,7 +396,7 @@ def test_a_flood_of_wrong_passwords_does_not_delay_cached_credentials():
         worst = 0.0
         for _ in range(10):
             started = time.monotonic()
-            assert auth.allowed(users, header("right"))
+            assert auth.verify(users, header("right"))
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.02)
         assert worst < 0.03, worst
@@ -376,6 +420,6 @@ def test_passwords_longer_than_72_bytes_compare_their_first_72_as_go_does():
     def header(text: str) -> str:
         return "Basic " + base64.b64encode(f"u:{text}".encode()).decode()
 
-    assert auth.allowed(users, header(password))
-    assert auth.allowed(users, header(password + "anything after byte 72"))
-    assert not auth.allowed(users, header("q" + password[1:] + "tail"))
+    assert auth.verify(users, header(password))
+    assert auth.verify(users, header(password + "anything after byte 72"))
+    assert not auth.verify(users, header("q" + password[1:] + "tail"))

@@ -23,7 +23,7 @@ from sollol_exporter.app import State
 from sollol_exporter.build import revision
 from sollol_exporter.config import Config
 from sollol_exporter.web import protocol
-from sollol_exporter.web.auth import BasicAuth
+from sollol_exporter.web.gate import BasicAuthGate
 from sollol_exporter.web.protocol import Request, Response
 from sollol_exporter.web.server import BACKLOG, Server
 from sollol_exporter.web.watch import WebConfigWatcher
@@ -113,7 +113,6 @@ class Exporter:
         self.web = web
         self.reload = reload
         self.telemetry_path = telemetry_path
-        self.auth = BasicAuth()
         self.limiter = _RateLimiter()
 
     def __call__(self, request: Request) -> Response:
@@ -124,10 +123,10 @@ class Exporter:
         return response
 
     def _route(self, request: Request, config) -> Response:
+        # Basic auth has run already, before the request took a worker (BasicAuthGate): only authenticated
+        # requests reach this point, so wrong passwords never use up the rate limit.
         if config and not self.limiter.allow(config.rate_interval, config.rate_burst):
             return Response(429, body=b"Too Many Requests\n")
-        if config and config.users and not self.auth.allowed(config.users, request.header("authorization") or None):
-            return Response(401, body=b"Unauthorized\n", headers=[("WWW-Authenticate", "Basic")])
         if request.path == RELOAD_PATH:
             return self._reload(request)
         if request.method not in ("GET", "HEAD"):
@@ -248,9 +247,13 @@ def serve(state: State, listen: str, web: WebConfigWatcher | None = None, max_re
         loaded = web.current(wait=False)
         return loaded.context, loaded.config.tls.client_allowed_sans
 
-    def headers():  # for the server's own answers (400, 408, 431, 503): the config in force, never a reload
+    def headers():  # for the server's own answers (400, 401, 408, 431, 503): the config in force, never a reload
         return list(web.loaded.config.headers.items())
+
+    def users():  # in the selector thread: never waits for a reload, uses the last good users
+        return web.current(wait=False).config.users
 
     return Server([listener], Exporter(state, web, reload, telemetry_path), limited_paths=(telemetry_path,),
                   max_requests=max_requests, max_connections=max_connections,
-                  tls=tls_setup if web is not None and web.tls else None, headers=headers if web is not None else None)
+                  tls=tls_setup if web is not None and web.tls else None, headers=headers if web is not None else None,
+                  admission=BasicAuthGate(users) if web is not None else None)

@@ -52,6 +52,14 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An answer given instead of serving a request, after which the connection closes."""
+    status: int
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 def head_end(buffer: bytes | bytearray) -> int:
     """Index just past the blank line ending a request head, or -1 while it is incomplete."""
     ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
@@ -82,6 +90,19 @@ def first_path(buffer: bytes | bytearray) -> str:
         return _path(_request_line(bytes(buffer[start:end]).rstrip(b"\r").decode("latin-1"))[1])
     except BadRequest:
         return ""
+
+
+def buffered_request(buffer: bytes | bytearray) -> Request | None:
+    """The head of the request that starts `buffer` (after empty lines), parsed; None while it is incomplete, or
+    when it is bad (the worker reading it answers that)."""
+    start = len(buffer) - len(buffer.lstrip(b"\r\n"))
+    end = head_end(buffer[start:start + MAX_HEAD_BYTES + 4])
+    if end < 0 or end > MAX_HEAD_BYTES:
+        return None
+    try:
+        return parse_head(bytes(buffer[start:start + end]))
+    except BadRequest:
+        return None
 
 
 def _request_line(line: str) -> tuple[str, str, tuple[int, int]]:

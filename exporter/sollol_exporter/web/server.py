@@ -6,6 +6,9 @@ that becomes readable is handed to a bounded pool of workers; when `max_requests
 (/metrics) are under way the next one gets a quick 503 instead. Other paths (health, readiness, the landing page)
 are cheap and have their own small allowance, so that slow /metrics clients never fail a liveness probe. So 2,000
 idle connections cost 2,000 sockets, not 2,000 threads.
+
+An admission check (basic auth, see gate.py) runs before a request takes an allowance: it admits or refuses at
+once, or parks the connection, holding no worker and no allowance, until its verdict comes back.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Protocol
 
 from sollol_exporter.logs import fields
 from sollol_exporter.web import protocol
-from sollol_exporter.web.protocol import BadRequest, Request, Response
+from sollol_exporter.web.protocol import BadRequest, Refusal, Request, Response
 from sollol_exporter.web.tls import peer_sans
 
 log = logging.getLogger(__name__)
@@ -41,10 +44,20 @@ LIMITED_PATHS = ("/metrics",)  # as exporter-toolkit, max_requests limits only t
 # Go's answer to plain HTTP on its TLS port (net/http), so that the client learns why.
 PLAIN_HTTP_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _TLS_SETUP = Callable[[], "tuple[ssl.SSLContext, tuple[str, ...]]"]
+OVERLOADED = Refusal(503, "too many concurrent requests, try again later", (("Retry-After", "1"),))
+ADMITTED = "admitted"
+
+
+class Admission(Protocol):
+    def admit(self, request: Request, peer: str, resume: Callable[[Refusal | None], None]) -> Refusal | None | str:
+        """None: admitted; a Refusal; or anything else: pending, and `resume(verdict)` follows from another thread."""
+
+    def close(self) -> None:
+        """Stop whatever admit started; pending requests are resumed."""
 
 
 class Connection:
-    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed", "slot", "blank")
+    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed", "slot", "blank", "verdict")
 
     def __init__(self, sock: socket.socket, peer: str, tls: bool):
         self.sock = sock
@@ -56,6 +69,7 @@ class Connection:
         self.closed = False
         self.slot: threading.BoundedSemaphore | None = None  # the allowance this connection's worker holds
         self.blank = 0  # empty-line bytes dropped before the coming request line
+        self.verdict: Refusal | str | None = None  # the admission check's answer for the coming request, once given
 
     def pending(self) -> bool:
         return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
@@ -99,8 +113,11 @@ class Server:
     def __init__(self, listeners: list[socket.socket], handle: Callable[[Request], Response], *,
                  max_requests: int = 40, max_connections: int = 4096, tls: _TLS_SETUP | None = None,
                  header_timeout: float = HEADER_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
-                 headers: Callable[[], list[tuple[str, str]]] | None = None, limited_paths: tuple[str, ...] = LIMITED_PATHS):
+                 headers: Callable[[], list[tuple[str, str]]] | None = None, limited_paths: tuple[str, ...] = LIMITED_PATHS,
+                 admission: Admission | None = None):
         self.listeners = listeners
+        self.admission = admission  # owned: closed by server_close()
+        self.parked: set[Connection] = set()  # waiting for an admission verdict; selector thread only
         self.limited_paths = limited_paths  # the paths max_requests limits (the telemetry path)
         self.handle = handle
         self.tls = tls
@@ -236,7 +253,7 @@ class Server:
         if not self._head_ready(connection.buffer):
             return
         self._unwatch(connection)
-        self._dispatch(connection)
+        self._admit(connection)
 
     @staticmethod
     def _head_ready(buffer: bytearray) -> bool:
@@ -298,6 +315,34 @@ class Server:
             except OSError:
                 pass
 
+    def _admit(self, connection: Connection) -> None:
+        """Dispatch the request at the head of the buffer once the admission check lets it through."""
+        verdict, connection.verdict = connection.verdict, None
+        if verdict is None and self.admission is not None:
+            request = protocol.buffered_request(connection.buffer)  # None: bad, and a worker answers 400 without it
+            if request is not None:
+                try:
+                    verdict = self.admission.admit(request, connection.peer, lambda answer: self._resume(connection, answer))
+                except Exception as err:
+                    log.error("admission check failed", extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
+                    verdict = OVERLOADED
+                if verdict is not None and not isinstance(verdict, Refusal):
+                    self.parked.add(connection)
+                    return
+        if isinstance(verdict, Refusal):
+            self._refuse(connection, verdict)
+        else:
+            self._dispatch(connection)
+
+    def _resume(self, connection: Connection, verdict: Refusal | None) -> None:
+        """From the admission's thread: hand the parked connection back to the selector with its verdict."""
+        connection.verdict = verdict if verdict is not None else ADMITTED
+        self.returned.put(connection)
+        try:
+            self.wake_writer.send(b"x")
+        except (BlockingIOError, OSError):
+            pass
+
     def _slots_for(self, buffer: bytearray) -> threading.BoundedSemaphore | None:
         return self.slots if protocol.first_path(buffer) in self.limited_paths else self.other_slots
 
@@ -308,10 +353,10 @@ class Server:
             connection.slot = slots
             self.pool.submit(self._work, connection)
         else:
-            self._reject(connection)
+            self._refuse(connection, OVERLOADED)
 
-    def _reject(self, connection: Connection) -> None:
-        """All workers are busy: answer 503 from this thread without blocking, and close."""
+    def _refuse(self, connection: Connection, refusal: Refusal) -> None:
+        """Answer from this thread without blocking, and close: all workers busy, or the admission check said no."""
         sock = connection.sock
         try:
             sock.setblocking(False)
@@ -319,10 +364,10 @@ class Server:
                 sock.recv(protocol.MAX_HEAD_BYTES)  # what the client already sent, so that close() sends no RST
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
-            sock.send(self._canned(503, "too many concurrent requests, try again later", [("Retry-After", "1")]))
+            sock.send(self._canned(refusal.status, refusal.message, list(refusal.headers)))
         except (OSError, ValueError):
             pass
-        log.debug("request rejected: all workers busy", extra=fields(client=connection.peer))
+        log.debug("request refused", extra=fields(client=connection.peer, status=refusal.status))
         self._close(connection)
 
     def _drain_wake(self) -> None:
@@ -338,14 +383,15 @@ class Server:
                 connection = self.returned.get_nowait()
             except queue.Empty:
                 return
+            self.parked.discard(connection)
             try:
                 connection.sock.setblocking(False)
             except OSError:
                 self._close(connection)
                 continue
-            if self._head_ready(connection.buffer):  # a request the worker left: it needs another allowance
+            if self._head_ready(connection.buffer):  # parked, or a request the worker left: it needs an allowance
                 connection.deadline = time.monotonic() + self.header_timeout
-                self._dispatch(connection)
+                self._admit(connection)
                 continue
             timeout = self.header_timeout if connection.buffer else self.idle_timeout
             self._watch(connection, time.monotonic() + timeout)
@@ -415,8 +461,8 @@ class Server:
                 connection.buffer += connection.sock.recv(65536)  # decrypted already: the selector cannot see it
             if not self._head_ready(connection.buffer):
                 return True  # the selector waits for the rest
-            if self._slots_for(connection.buffer) is not connection.slot:
-                return True  # a request under another allowance: the selector dispatches it again
+            if self.admission is not None or self._slots_for(connection.buffer) is not connection.slot:
+                return True  # to be admitted, or under another allowance: the selector dispatches it again
             connection.deadline = time.monotonic() + self.header_timeout
 
     def _read_request(self, connection: Connection) -> Request | None:
@@ -557,9 +603,14 @@ class Server:
         self.stopped.wait(5)
 
     def server_close(self) -> None:
+        if self.admission is not None:
+            self.admission.close()
         for connection in list(self.idle):
             self._unwatch(connection)
             self._close(connection)
+        for connection in list(self.parked):
+            self._close(connection)
+        self.parked.clear()
         for listener in self.listeners:
             try:
                 self.selector.unregister(listener)

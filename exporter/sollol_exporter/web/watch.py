@@ -91,10 +91,12 @@ class WebConfigWatcher:
 
     def reload(self) -> bool:
         """SIGHUP: read the file again even if nothing seems to have changed."""
-        return self._reload(_signature(self.loaded.config.files()))
+        return self._reload(_signature(self.loaded.config.files()), force=True)
 
-    def _reload(self, signature: tuple) -> bool:
+    def _reload(self, signature: tuple, force: bool = False) -> bool:
         with self.lock:
+            if not force and signature in (self.signature, self.failed_signature):
+                return signature == self.signature  # another thread loaded (or failed) these files while this one waited
             try:
                 loaded, loaded_signature = _load_signed(self.path, self.loaded.config.files())
                 if (loaded.context is None) != (self.loaded.context is None):
