@@ -96,6 +96,13 @@ class _Pool:
                 threading.Thread(target=self._run, name=f"{self.name}-{self.threads}", daemon=True).start()
         self.jobs.put((job, arg))
 
+    def stop(self) -> None:
+        """Let every worker end once it has finished what it is doing (none is waited for)."""
+        with self.lock:
+            count, self.size = self.threads, 0  # and start no new one
+        for _ in range(count):
+            self.jobs.put((None, None))
+
     def _run(self) -> None:
         while True:
             with self.lock:
@@ -603,6 +610,7 @@ class Server:
         self.stopped.wait(5)
 
     def server_close(self) -> None:
+        self.pool.stop()
         if self.admission is not None:
             self.admission.close()
         for connection in list(self.idle):
