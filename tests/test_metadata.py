@@ -94,3 +94,77 @@ def test_wrong_field_types_are_counted_not_fatal():
     assert reading.invalid_entries == 4
     assert "p50_latency_ms" not in reading.analytics
     assert len(reading.nodes) == 1
+
+
+def _targets(count: int) -> dict:
+    return {"nodes": [{"host": f"10.1.{i // 256}.{i % 256}", "port": 11434} for i in range(count)],
+            "rpc_backends": [f"10.2.{i // 256}.{i % 256}:50052" for i in range(count)], "metrics": {}}
+
+
+def test_each_list_of_targets_is_capped_and_the_rest_counted_as_dropped():
+    reading = metadata.reduce(_targets(metadata.MAX_TARGETS + 7), metadata.COORDINATOR_MANAGER)
+    assert len(reading.node_targets) == len(reading.rpc_backends) == metadata.MAX_TARGETS
+    assert reading.dropped_entries == 14
+    assert reading.invalid_entries == 0
+
+
+def test_task_types_past_their_cap_are_dropped_and_counted():
+    doc = json.loads(fresh(VARIANT_D))
+    doc["metrics"]["synaptic_llamas"]["task_types"] = {f"type{i}": i for i in range(metadata.MAX_TASK_TYPES + 3)}
+    reading = metadata.reduce(doc, metadata.SYNAPTIC_LLAMAS)
+    assert len(reading.task_types) == metadata.MAX_TASK_TYPES
+    assert reading.dropped_entries == 3
+
+
+def test_a_deleted_ttl_less_value_is_forgotten_at_once():
+    store = metadata.MetadataStore(retention=3600, stats_max_age=60)
+    store.update(fresh(VARIANT_C).encode(), -1, now=1000.0)
+    assert store.rpc_backends()
+    store.update(None, -2, now=1010.0)
+    assert store.rpc_backends() == []
+
+
+def test_a_ttl_less_value_overwritten_by_another_writer_is_kept_after_that_one_expires():
+    store = metadata.MetadataStore(retention=3600, stats_max_age=60)
+    store.update(fresh(VARIANT_C).encode(), -1, now=1000.0)
+    store.update(fresh(VARIANT_D).encode(), 30, now=1005.0)  # SynapticLlamas overwrites every 5 s...
+    store.update(None, -2, now=1040.0)  # ...and its value expires once it stops: C's workers are not gone
+    assert store.rpc_backends() == [Address("10.0.0.45", 50052), Address("10.0.0.48", 50052)]
+
+
+def test_a_rayhybrid_value_that_expired_is_still_kept_for_retention():
+    store = metadata.MetadataStore(retention=3600, stats_max_age=60)
+    store.update(fresh(VARIANT_B).encode(), 3600, now=1000.0)
+    store.update(None, -2, now=1010.0)
+    assert store.rpc_backends()
+
+
+@pytest.mark.parametrize("field, number", [("p95_latency_ms", 1e308), ("p95_latency_ms", -5), ("success_rate", 1.5),
+                                           ("total_requests", -1), ("total_requests", 1e300), ("avg_duration_ms", "1e400")])
+def test_numbers_outside_their_plausible_range_are_invalid(field, number):
+    doc = json.loads(fresh(VARIANT_A))
+    doc["metrics"]["analytics"][field] = number
+    reading = metadata.reduce(doc, metadata.OLLAMA_POOL)
+    assert field not in reading.analytics
+    assert reading.invalid_entries == 1
+
+
+def test_node_figures_outside_their_range_are_invalid():
+    doc = json.loads(fresh(VARIANT_A))
+    doc["nodes"][0].update(gpu_free_mem=1e308, latency_ms=-3, active_requests=2**60)
+    reading = metadata.reduce(doc, metadata.OLLAMA_POOL)
+    assert {"gpu_free_mem", "latency_ms", "active_requests"}.isdisjoint(reading.nodes[0].values)
+    assert reading.nodes[0].values["priority"] == 999
+    assert reading.invalid_entries == 3
+
+
+def test_a_timestamp_from_the_future_is_invalid_and_not_used_for_the_age():
+    store = metadata.MetadataStore(3600, 60)
+    doc = json.loads(fresh(VARIANT_A))
+    doc["timestamp"] = 1000.0 + 86400
+    current = store.update(json.dumps(doc).encode(), 20, now=1000.0)
+    assert current.age == 10  # from the writer's TTL (30 s, 20 left)
+    assert current.reading.invalid_entries == 1
+    doc["timestamp"] = 1000.0 + 60  # a clock a minute ahead is believed
+    current = store.update(json.dumps(doc).encode(), 20, now=1000.0)
+    assert current.age == 0 and current.reading.invalid_entries == 0

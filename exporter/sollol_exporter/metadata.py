@@ -2,7 +2,11 @@
 
 Each reading is classified (sollol-data §3.2), reduced to the fields the exporter uses, and kept per variant,
 so that the RPC backend list written once by RayHybridRouter survives SynapticLlamas overwriting the key
-every five seconds.
+every five seconds. A value written without a TTL (CoordinatorManager) never expires: if the key is gone while
+such a value was the last one read, it was deleted, and what it said is forgotten at once.
+
+Each list of targets in a value is capped at MAX_TARGETS (the rest are counted as dropped), and every number must
+be plausible for its field (counted as invalid otherwise).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sollol_exporter.labels import Address, parse_address, sanitize
-from sollol_exporter.values import BadValue, decode_json, flag, items, mapping, number, text
+from sollol_exporter.values import (MAX_COUNT, MAX_MEBIBYTES, MAX_MILLISECONDS, BadValue, decode_json, epoch_seconds, flag, items, mapping,
+                                    number, text)
 
 OLLAMA_POOL = "ollama_pool"  # variant A
 RAY_HYBRID = "ray_hybrid_router"  # variant B
@@ -34,6 +39,19 @@ ANALYTICS_FIELDS = (
     "total_requests",
     "successful_requests",
 )
+MAX_TARGETS = 1_000  # Ollama nodes, and RPC workers, one value may name
+MAX_TASK_TYPES = 100
+_RATIO = (0.0, 1.0)
+_COUNT = (0.0, MAX_COUNT)
+_MILLISECONDS = (0.0, MAX_MILLISECONDS)
+# The plausible range of every number read from the key; one outside it is invalid.
+_RANGES = {
+    "p50_latency_ms": _MILLISECONDS, "p95_latency_ms": _MILLISECONDS, "p99_latency_ms": _MILLISECONDS,
+    "avg_duration_ms": _MILLISECONDS, "latency_ms": _MILLISECONDS, "avg_routing_time_ms": _MILLISECONDS,
+    "success_rate": _RATIO, "hit_rate": _RATIO,
+    "gpu_free_mem": (0.0, MAX_MEBIBYTES),
+    "priority": (-MAX_COUNT, MAX_COUNT),
+}
 
 
 @dataclass
@@ -60,7 +78,9 @@ class Reading:
     task_types: dict[str, float] = field(default_factory=dict)
     ray: dict[str, float] = field(default_factory=dict)
     invalid_entries: int = 0
+    dropped_entries: int = 0  # targets past MAX_TARGETS, task types past MAX_TASK_TYPES
     seen_at: float = 0.0
+    ttl: int | None = None  # the key's TTL when read: -1, written without one
 
 
 @dataclass
@@ -90,9 +110,15 @@ def classify(doc: dict, ttl: int | None) -> str:
     return UNKNOWN
 
 
+def _capped(entries: Any, reading: Reading) -> list:
+    listed = items(entries)
+    reading.dropped_entries += max(0, len(listed) - MAX_TARGETS)
+    return listed[:MAX_TARGETS]
+
+
 def _addresses(entries: Any, default_port: int, reading: Reading) -> list[Address]:
     found = []
-    for entry in items(entries)[:10_000]:
+    for entry in _capped(entries, reading):
         try:
             found.append(parse_address(entry, default_port))
         except ValueError:
@@ -101,11 +127,12 @@ def _addresses(entries: Any, default_port: int, reading: Reading) -> list[Addres
 
 
 def _numbers(source: dict, names: tuple[str, ...], reading: Reading) -> dict[str, float]:
+    """The named fields that are there; one that is not a plausible number for its field is counted as invalid."""
     values = {}
     for name in names:
         if name not in source:
             continue
-        value = number(source[name])
+        value = number(source[name], *_RANGES.get(name, _COUNT))
         if value is None:
             reading.invalid_entries += 1
         else:
@@ -129,7 +156,7 @@ def reduce(doc: dict, variant: str) -> Reading:
     pool = mapping(metrics.get("ollama_pool"))
     reading.pool = _numbers(pool, ("nodes_configured",), reading)
     reading.pool.update({f"cache_{k}": v for k, v in _numbers(mapping(pool.get("cache")), _CACHE_FIELDS, reading).items()})
-    for entry in items(doc.get("nodes"))[:10_000]:
+    for entry in _capped(doc.get("nodes"), reading):
         if not isinstance(entry, dict):
             reading.invalid_entries += 1
             continue
@@ -149,8 +176,10 @@ def reduce(doc: dict, variant: str) -> Reading:
     reading.rpc_backends = _addresses(doc.get("rpc_backends"), 50052, reading)
     synaptic = mapping(metrics.get("synaptic_llamas"))
     reading.synaptic = _numbers(synaptic, _SYNAPTIC_FIELDS, reading)
-    for name, count in list(mapping(synaptic.get("task_types")).items())[:100]:
-        value = number(count)
+    task_types = mapping(synaptic.get("task_types"))
+    reading.dropped_entries += max(0, len(task_types) - MAX_TASK_TYPES)
+    for name, count in list(task_types.items())[:MAX_TASK_TYPES]:
+        value = number(count, *_COUNT)
         if value is None:
             reading.invalid_entries += 1
         else:
@@ -178,6 +207,7 @@ class MetadataStore:
         self.stats_max_age = stats_max_age
         self.readings: dict[str, Reading] = {}
         self._first_seen: tuple[str, float] | None = None
+        self._last_ttl: int | None = None  # of the value last read; None: the key was absent
 
     def update(self, raw: bytes | None, ttl: int | None, now: float | None = None, doc: dict | None = None) -> Current:
         """Record one read of the key (`doc`: the value already parsed by `parse`). Raises BadValue for content
@@ -185,21 +215,33 @@ class MetadataStore:
         now = time.time() if now is None else now
         self._expire(now)
         if raw is None:
-            self._first_seen = None
+            if self._last_ttl == -1:
+                self._forget_deleted()
+            self._first_seen = self._last_ttl = None
             return Current(present=False, ttl=ttl)
         doc = parse(raw) if doc is None else doc
+        self._last_ttl = ttl
         variant = classify(doc, ttl)
         reading = reduce(doc, variant)
-        reading.seen_at = now
+        reading.seen_at, reading.ttl = now, ttl
         self.readings[variant] = reading
         if variant in (OLLAMA_POOL, RAY_HYBRID) and ttl == -1 and reading.rpc_backends:
             # CoordinatorManager replaced rpc_backends inside another writer's value and dropped its TTL.
-            self.readings[COORDINATOR_MANAGER] = Reading(COORDINATOR_MANAGER, rpc_backends=reading.rpc_backends, seen_at=now)
-        return Current(True, ttl, variant, self._age(doc, variant, ttl, raw, now), reading=reading)
+            self.readings[COORDINATOR_MANAGER] = Reading(COORDINATOR_MANAGER, rpc_backends=reading.rpc_backends, seen_at=now, ttl=ttl)
+        stamp = epoch_seconds(doc.get("timestamp"), now)
+        if stamp is None and doc.get("timestamp") is not None:
+            reading.invalid_entries += 1  # a timestamp from the future would make a stale value look fresh
+        return Current(True, ttl, variant, self._age(stamp, variant, ttl, raw, now), reading=reading)
 
-    def _age(self, doc: dict, variant: str, ttl: int | None, raw: bytes, now: float) -> float | None:
-        stamp = number(doc.get("timestamp"))
-        if stamp is not None and stamp > 0:
+    def _forget_deleted(self) -> None:
+        """The key held a value without a TTL and is gone: deleted, not expired. What such values said goes now,
+        not after `retention` (a TTL-less value naming thousands of workers would otherwise be probed for an hour)."""
+        for variant, reading in list(self.readings.items()):
+            if reading.ttl == -1:
+                del self.readings[variant]
+
+    def _age(self, stamp: float | None, variant: str, ttl: int | None, raw: bytes, now: float) -> float | None:
+        if stamp is not None:
             return max(0.0, now - stamp)
         if ttl is not None and ttl > 0 and variant in _WRITER_TTL:
             return float(max(0, _WRITER_TTL[variant] - ttl))

@@ -1,11 +1,12 @@
 """Reading loosely typed JSON from SOLLOL: bounded in size and depth, numbers that may be strings, fields that
-may be missing."""
+may be missing, and numbers outside what could be a measurement refused (the caller counts them as invalid)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import time
 from typing import Any
 
 MAX_JSON_BYTES = 4 * 1_048_576
@@ -45,8 +46,19 @@ def decode_json(raw: bytes | str, what: str, max_bytes: int = MAX_JSON_BYTES, ma
         raise BadValue(f"{what}: invalid JSON ({str(err)[:80]})") from None
 
 
-def number(value: Any) -> float | None:
-    """A finite number, from an int, float or numeric string; None for anything else (bools included)."""
+# Plausible ranges. A value outside its range is not a measurement: a single 1e308 would become +Inf once scaled to
+# bytes, and a timestamp from the future would hide staleness for as long as it stays the newest one.
+MAX_COUNT = float(2**53)  # counters and counts: exact as a float up to here
+MAX_MEBIBYTES = float(2**30)  # one pebibyte, in MiB: memory of a GPU, a node or a worker
+MAX_BYTES = MAX_MEBIBYTES * 1_048_576
+MAX_MILLISECONDS = 1e7  # about 2.8 hours: a latency or duration (the events use the same bound)
+MAX_SECONDS = 100 * 365 * 86400.0  # an uptime
+MAX_CLOCK_SKEW = 300.0  # how far ahead of this host's clock a peer's timestamp may be
+
+
+def number(value: Any, low: float = -math.inf, high: float = math.inf) -> float | None:
+    """A finite number within [low, high], from an int, float or numeric string; None for anything else (bools
+    included)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -61,7 +73,13 @@ def number(value: Any) -> float | None:
             return None
     else:
         return None
-    return result if math.isfinite(result) else None
+    return result if math.isfinite(result) and low <= result <= high else None
+
+
+def epoch_seconds(value: Any, now: float | None = None) -> float | None:
+    """Seconds since the epoch, after 1970 and not ahead of `now` (this host's clock) by more than MAX_CLOCK_SKEW."""
+    now = time.time() if now is None else now
+    return number(value, 1e-9, now + MAX_CLOCK_SKEW)
 
 
 def flag(value: Any) -> float | None:

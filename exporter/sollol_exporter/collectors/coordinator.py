@@ -30,7 +30,7 @@ class CoordinatorCollector:
         build = GaugeMetricFamily("sollol_coordinator_build_info", "llama-server build from /props; always 1.", labels=["coordinator", "build"])
         slots = GaugeMetricFamily("sollol_coordinator_slots", "Parallel slots (/props total_slots).", labels=["coordinator"])
         sleeping = GaugeMetricFamily("sollol_coordinator_sleeping", "1 if llama-server has unloaded its model after idling.", labels=["coordinator"])
-        translated: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+        passed: dict[str, list] = {}  # full name -> [(coordinator, sample)]
         for name, reading in sorted(s.coordinators.items()):
             present = s.expected.get((COORDINATOR, name), True)
             for each in (*STATES, ABSENT):
@@ -52,12 +52,20 @@ class CoordinatorCollector:
                 full = "sollol_coordinator_" + sample.name
                 if full in COORDINATOR_FAMILIES or full.removesuffix("_total") + "_total" in COORDINATOR_FAMILIES:
                     continue  # a future llama-server series must not collide with what the events report
-                family = translated.get(full)
-                labels = ["coordinator", *sample.labels]
-                if family is None:
-                    kind = CounterMetricFamily if sample.kind == "counter" else GaugeMetricFamily
-                    family = translated[full] = kind(full, sample.help, labels=labels)
-                if len(family.samples) and list(family.samples[0].labels) != labels:
-                    continue
-                family.add_metric([name, *sample.labels.values()], sample.value)
-        return [up, state, duration, enabled, metrics_up, build, slots, sleeping, *translated.values()]
+                passed.setdefault(full, []).append((name, sample))
+        return [up, state, duration, enabled, metrics_up, build, slots, sleeping, *_passed_through(passed)]
+
+
+def _passed_through(passed: dict[str, list]) -> list:
+    """One family per name with the labels of all its samples: a label one coordinator's series lack is empty
+    (absent, to Prometheus), so no coordinator's label names can keep another's series out."""
+    families = []
+    for full, entries in sorted(passed.items()):
+        names = sorted({label for _, sample in entries for label in sample.labels})
+        first = entries[0][1]
+        kind = CounterMetricFamily if first.kind == "counter" else GaugeMetricFamily
+        family = kind(full, first.help, labels=["coordinator", *names])
+        for coordinator, sample in entries:
+            family.add_metric([coordinator, *(sample.labels.get(label, "") for label in names)], sample.value)
+        families.append(family)
+    return families

@@ -1,11 +1,24 @@
 """llama-server, the coordinator: /health every scrape, /metrics (as its only scraper), /props now and then.
 
 Never /slots: it wakes a sleeping server and resets its idle timer (peers.md §1.5, §1.8).
+
+State rule: /health 200 -> ok, 503 "Loading model" -> loading, other answers -> error; /health not answered within
+the coordinator's timeout or the scrape's budget -> hung (also when the peer accepted the connection and then stalled,
+in a TLS handshake for instance); refused, no route or no such name -> unreachable; a peer that accepted and then
+failed before the deadline -> error. Once /health has answered ok, a /metrics that does not answer in time makes it
+stalled, never hung: /metrics and /props end FINISH_MARGIN before the scrape's deadline, so that the scrape finds the
+read finished, and a scrape that must answer while the read still runs reports `unfinished()`, the same rule.
+
+Pass-through of /metrics is bounded: at most MAX_SERIES llamacpp:* series per coordinator (the rest are counted as
+dropped), lines over MAX_LINE_BYTES and values that are not finite (or negative counters) are invalid, and a label
+that has the name of one the exporter sets (`coordinator`) is kept as `exported_<name>`, as Prometheus does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,7 +30,7 @@ from sollol_exporter.config import CoordinatorConfig, coordinator_label
 from sollol_exporter.labels import sanitize
 from sollol_exporter.logs import fields
 from sollol_exporter.sources.http_client import FetchError, fetch
-from sollol_exporter.values import BadValue, decode_json
+from sollol_exporter.values import MAX_COUNT, BadValue, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,7 @@ class Reading:
     slots: float | None = None
     sleeping: float | None = None
     invalid_entries: int = 0
+    dropped_entries: int = 0  # /metrics series past MAX_SERIES
     answered: bool = False  # something spoke HTTP on the port, or accepted the connection and then hung
 
 
@@ -86,20 +100,65 @@ _SERIES = {
 }
 # Averages over the window since the previous /metrics read: they change with every reader (peers.md §1.4).
 _RESET_PER_READ = {"prompt_tokens_seconds", "predicted_tokens_seconds"}
+MAX_SERIES = 500  # per coordinator and read; llama-server writes about twenty
+MAX_LINE_BYTES = 4096
+_MAX_NAME = 100
+# Labels the exporter puts on every sollol_coordinator_* series: a coordinator's own label never replaces them.
+RESERVED_LABELS = frozenset({"coordinator"})
+FINISH_MARGIN = 0.2  # seconds before the scrape's deadline that /metrics and /props give up
 
 
 def _name_part(raw: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in raw)
-    return cleaned.strip("_").lower()[:100] or "unnamed"
+    """A metric or label name part; a long one is cut and ends in a digest of all of it, so that two stay two."""
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in raw).strip("_").lower() or "unnamed"
+    if len(cleaned) > _MAX_NAME:
+        cleaned = cleaned[: _MAX_NAME - 9] + "_" + hashlib.blake2b(cleaned.encode(), digest_size=4).hexdigest()
+    return cleaned
 
 
-def translate(text: str) -> tuple[list[Sample], int]:
+def _label_name(raw: str) -> str:
+    name = _name_part(raw)
+    if name[0].isdigit():
+        name = "label_" + name
+    return "exported_" + name if name in RESERVED_LABELS else name
+
+
+def _llamacpp_lines(text: str) -> tuple[str, int, int]:
+    """The llamacpp:* sample lines (at most MAX_SERIES) and their HELP and TYPE lines: all that is translated, so
+    parsing costs no more than they do. Also the lines too long (invalid) and the samples past the cap (dropped).
+    Lines past the cap are counted, not split out: a body of a hundred thousand series allocates nothing more."""
+    kept, series, comments, invalid = [], 0, 0, 0
+    start = 0
+    while start < len(text) and series < MAX_SERIES:
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        is_sample = text.startswith("llamacpp:", start, end)
+        if is_sample or text.startswith(("# HELP llamacpp:", "# TYPE llamacpp:"), start, end):
+            if end - start > MAX_LINE_BYTES:
+                invalid += is_sample
+            elif is_sample:
+                series += 1
+                kept.append(text[start:end])
+            elif comments < 2 * MAX_SERIES:
+                comments += 1
+                kept.append(text[start:end])
+        start = end + 1
+    dropped = text.count("\nllamacpp:", max(0, start - 1)) if start < len(text) else 0
+    return "\n".join(kept) + "\n", invalid, dropped
+
+
+def _plausible(value: float, kind: str) -> bool:
+    return math.isfinite(value) and abs(value) <= MAX_COUNT and (kind != "counter" or value >= 0)
+
+
+def translate(text: str) -> tuple[list[Sample], int, int]:
     """llama-server's Prometheus text → colon-free samples; unknown llamacpp:* series keep their own name.
 
-    A series repeated with the same labels is kept once (the first); the repeats are counted and returned."""
+    Returns the samples, how many were invalid (a series repeated with the same labels is kept once, the first; a
+    line too long, a value not finite or out of range) and how many were dropped past MAX_SERIES."""
     samples = []
     seen: set[tuple] = set()
-    repeated = 0
+    text, invalid, dropped = _llamacpp_lines(text)
     for family in text_string_to_metric_families(text):
         base = family.name.split(":", 1)[1] if family.name.startswith("llamacpp:") else None
         if base is None:
@@ -117,14 +176,16 @@ def translate(text: str) -> tuple[list[Sample], int]:
                 if kind == "counter" and not name.endswith("_total"):
                     name += "_total"
                 help_text = sanitize(family.documentation or f"llama-server series llamacpp:{raw_name}.", 200)
-            labels = {_name_part(k): sanitize(v) for k, v in sample.labels.items()}
+            labels = {_label_name(k): sanitize(v) for k, v in sample.labels.items()}
+            labels = {k: v for k, v in labels.items() if v}  # an empty label is no label, to Prometheus
             key = (name, tuple(sorted(labels.items())))
-            if key in seen:
-                repeated += 1
+            value = float(sample.value)
+            if key in seen or not _plausible(value, kind):
+                invalid += 1
                 continue
             seen.add(key)
-            samples.append(Sample(name, kind, help_text, labels, float(sample.value)))
-    return samples, repeated
+            samples.append(Sample(name, kind, help_text, labels, value))
+    return samples, invalid, dropped
 
 
 class CoordinatorClient:
@@ -133,36 +194,51 @@ class CoordinatorClient:
         self.name = coordinator_label(config)
         self.base = config.url.rstrip("/")
         self.memory = memory if memory is not None else Memory()
+        self._health_ok = False  # /health answered ok in the read running now (see unfinished)
 
     def _auth(self) -> dict:
-        key = self.config.api_key
+        key, problem = self.config.api_key, None
         if self.config.api_key_file:
+            # Read at every use (a rotated key is taken, and masked); regular files only: a FIFO would block here.
             try:
-                with open(os.path.expanduser(self.config.api_key_file), encoding="utf-8") as handle:
-                    key = handle.read(65536).strip()
-                redact.register(key)  # a rotated key is masked too
+                key = self.config.api_key_from_file()
             except OSError as err:
-                log.warning("cannot read api_key_file", extra=fields(coordinator=self.name, error=err.strerror))
-            except ValueError:  # not UTF-8
-                log.warning("cannot read api_key_file", extra=fields(coordinator=self.name, error="not UTF-8 text"))
-            if any(ord(c) < 32 or ord(c) > 255 for c in key):
-                log.warning("api_key_file holds characters an HTTP header cannot carry", extra=fields(coordinator=self.name))
-                key = ""
+                key, problem = "", err.strerror or type(err).__name__
+            except ValueError as err:
+                key, problem = "", str(err)
+            if problem and problem != getattr(self, "_key_file_problem", None):  # once, not at every scrape
+                log.warning("cannot use api_key_file", extra=fields(coordinator=self.name, error=problem))
+            self._key_file_problem = problem
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def read(self, deadline: float, health_only: bool = False) -> Reading:
         """/health, then (unless `health_only`: only the state is wanted) /metrics and, when due, /props."""
         started = time.monotonic()
+        self._health_ok = False
         reading = self._health(deadline)
+        self._health_ok = reading.state == OK
+        # What follows /health ends before the scrape's deadline: a scrape waiting for this read must find it
+        # finished, or it could not tell stalled (/metrics late) from hung (/health late).
+        inner = deadline - FINISH_MARGIN
         if reading.state == OK and self.config.metrics and not health_only:
-            self._metrics(reading, deadline)
-        if reading.state == OK and time.monotonic() >= self.memory.props_due and not health_only:
-            self._props(deadline)
+            if inner > time.monotonic():
+                self._metrics(reading, inner)
+            else:  # /health took the budget: a /metrics not asked for is not a stalled one
+                reading.detail = "/metrics not read: /health took the scrape's budget"
+        if reading.state == OK and time.monotonic() >= self.memory.props_due and not health_only and inner > time.monotonic():
+            self._props(inner)
         reading.duration = time.monotonic() - started
         memory = self.memory
         reading.metrics_enabled = memory.metrics_enabled if self.config.metrics else 0.0
         reading.build, reading.slots, reading.sleeping = memory.build, memory.slots, memory.sleeping
         return reading
+
+    def unfinished(self, elapsed: float) -> Reading:
+        """What a scrape reports for a read still running when it must answer: stalled if /health has already
+        answered ok (only /metrics or /props is left), hung otherwise."""
+        if self._health_ok:
+            return Reading(STALLED, elapsed, "/health is ok but /metrics did not answer in time", answered=True)
+        return Reading(HUNG, elapsed, "no answer within the scrape budget")
 
     def _budget(self, deadline: float) -> float:
         return min(self.config.timeout, deadline - time.monotonic())
@@ -171,7 +247,10 @@ class CoordinatorClient:
         try:
             reply = fetch(self.base + "/health", self._budget(deadline))
         except FetchError as err:
-            state = HUNG if err.kind == "timeout" else UNREACHABLE
+            if err.kind == "timeout":
+                state = HUNG
+            else:  # a peer that accepted and then broke the exchange answered, wrongly
+                state = ERROR if err.connected else UNREACHABLE
             return Reading(state, 0.0, str(err), answered=err.connected)
         if reply.status == 200:
             return Reading(OK, 0.0, answered=True)
@@ -200,7 +279,7 @@ class CoordinatorClient:
             return
         self.memory.metrics_enabled = 1.0
         try:
-            reading.samples, reading.invalid_entries = translate(reply.body.decode("utf-8", "replace"))
+            reading.samples, reading.invalid_entries, reading.dropped_entries = translate(reply.body.decode("utf-8", "replace"))
             reading.metrics_up = 1.0
         except (ValueError, IndexError, TypeError, RecursionError) as err:
             reading.detail = f"/metrics: unparseable ({str(err)[:80]})"
@@ -219,6 +298,6 @@ class CoordinatorClient:
         build = props.get("build_info")
         memory.build = sanitize(build, 64) if isinstance(build, str) else memory.build
         slots = props.get("total_slots")
-        memory.slots = float(slots) if isinstance(slots, int) and not isinstance(slots, bool) and slots < 2**31 else memory.slots
+        memory.slots = float(slots) if isinstance(slots, int) and not isinstance(slots, bool) and 0 <= slots < 2**31 else memory.slots
         sleeping = props.get("is_sleeping")
         memory.sleeping = float(sleeping) if isinstance(sleeping, bool) else memory.sleeping

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sollol_exporter.labels import sanitize
 from sollol_exporter.sources.http_client import FetchError, fetch
-from sollol_exporter.values import BadValue, decode_json, items, mapping, number, text
+from sollol_exporter.values import MAX_SECONDS, BadValue, decode_json, epoch_seconds, items, mapping, number, text
 
 DASHBOARD_SERVICE, UNIFIED, LEGACY = "dashboard_service", "unified_dashboard", "legacy_dashboard"
 
@@ -56,6 +56,9 @@ def parse_applications(body: bytes) -> tuple[str, list[Application], int, int]:
             invalid += 1
             continue
         status = text(entry.get("status")) or "active"
+        uptime = number(entry.get("uptime_seconds"), 0.0, MAX_SECONDS)
+        heartbeat = epoch_seconds(entry.get("last_heartbeat"))  # one from the future would hide a stopped app
+        invalid += (uptime is None and entry.get("uptime_seconds") is not None) + (heartbeat is None and entry.get("last_heartbeat") is not None)
         apps.append(
             Application(
                 app_id=sanitize(text(entry.get("app_id")) or "", 64),
@@ -63,8 +66,8 @@ def parse_applications(body: bytes) -> tuple[str, list[Application], int, int]:
                 router_type=sanitize(text(entry.get("router_type")) or "unknown", 64),
                 version=sanitize(text(entry.get("version")) or "", 32),
                 active=status == "active",
-                uptime=number(entry.get("uptime_seconds")),
-                last_heartbeat=number(entry.get("last_heartbeat")),
+                uptime=uptime,
+                last_heartbeat=heartbeat,
             )
         )
     return kind, apps, invalid, max(0, len(doc["applications"]) - MAX_APPLICATIONS)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from sollol_exporter.labels import Address, sanitize
 from sollol_exporter.sources.http_client import FetchError, fetch
-from sollol_exporter.values import BadValue, decode_json, items, mapping, number, text
+from sollol_exporter.values import MAX_BYTES, MAX_COUNT, BadValue, decode_json, items, mapping, number, text
 
 # keep_alive < 0 pins a model; Ollama then reports an expiry ~292 years ahead (peers.md §3).
 MAX_EXPIRY_SECONDS = 365 * 86400.0
@@ -56,11 +56,20 @@ def _expiry(value: object, now: datetime) -> float | None:
     return min(max(0.0, (moment - now).total_seconds()), MAX_EXPIRY_SECONDS)
 
 
-def parse_ps(body: bytes) -> list[Model]:
-    """Loaded models from /api/ps; raises BadValue for a body that is not JSON within bounds."""
+def parse_ps(body: bytes) -> tuple[list[Model], int]:
+    """Loaded models from /api/ps, and how many entries or numbers were invalid (a size that no memory holds counts
+    as invalid and as 0); raises BadValue for a body that is not JSON within bounds."""
     doc = decode_json(body, "/api/ps")
     now = datetime.now(timezone.utc)
-    models = []
+    models, invalid = [], 0
+
+    def amount(entry: dict, name: str, high: float) -> float | None:
+        nonlocal invalid
+        value = number(entry.get(name), 0.0, high)
+        if value is None and entry.get(name) is not None:
+            invalid += 1
+        return value
+
     for entry in items(mapping(doc).get("models")):
         if not isinstance(entry, dict):
             continue
@@ -70,13 +79,13 @@ def parse_ps(body: bytes) -> list[Model]:
         models.append(
             Model(
                 name=sanitize(name, 96),
-                size=number(entry.get("size")) or 0.0,
-                size_vram=number(entry.get("size_vram")) or 0.0,
+                size=amount(entry, "size", MAX_BYTES) or 0.0,
+                size_vram=amount(entry, "size_vram", MAX_BYTES) or 0.0,
                 expires_in=_expiry(entry.get("expires_at"), now),
-                context_length=number(entry.get("context_length")),
+                context_length=amount(entry, "context_length", MAX_COUNT),
             )
         )
-    return models
+    return models, invalid
 
 
 class OllamaClient:
@@ -101,7 +110,7 @@ class OllamaClient:
         try:
             ps = fetch(base + "/api/ps", min(self.timeout, deadline - time.monotonic()), self.headers)
             if ps.status == 200:
-                reading.models = parse_ps(ps.body)
+                reading.models, reading.invalid_entries = parse_ps(ps.body)
             else:
                 reading.detail = f"/api/ps answered HTTP {ps.status}"
         except FetchError as err:

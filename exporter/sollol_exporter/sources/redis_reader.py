@@ -2,6 +2,13 @@
 
 Read-only, SCAN (never KEYS), sizes checked before values are fetched. Each command is bounded by the socket
 timeout and the read as a whole by a deadline, checked between commands. Values are kept as bytes here.
+
+Every value has a byte cost limit: a GPU report or a registration larger than MAX_NODE_VALUE_BYTES (SOLLOL writes
+well under 1 KiB) is not fetched and is reported as invalid; each prefix and the routing stream have a byte budget
+per read, past which keys are left out and counted as dropped; values are fetched with GETRANGE, so
+that a value that grows after its size was checked still costs at most its limit, in pipelines of about
+MAX_BATCH_BYTES. Once Redis has answered PING and the metadata key, a prefix that runs out of time reports the keys
+it did not read as dropped (not read in time) instead of failing the whole read: Redis stays up.
 """
 
 from __future__ import annotations
@@ -20,8 +27,13 @@ _STREAM_BATCH = 100
 _STREAM_MAX_PER_SCRAPE = 50_000
 MAX_KEYS = 10_000  # per prefix; the rest are counted in Snapshot.dropped, not fetched
 _VALUE_BATCH = 100
-# Bytes one read may pull from Redis; what is left is read at the next scrape (stream) or counted as dropped (keys).
-MAX_READ_BYTES = 64 * 1_048_576
+MAX_NODE_VALUE_BYTES = 65_536  # a GPU report or a registration; never more than redis.max_value_bytes
+# Bytes one read may pull per prefix (10,000 SOLLOL-sized values fit) and from the stream (what is left is read at
+# the next scrape); keys past the budget are counted as dropped.
+MAX_PREFIX_BYTES = 4 * 1_048_576
+MAX_STREAM_BYTES = 4 * 1_048_576
+MAX_BATCH_BYTES = 262_144  # one pipeline of GETRANGEs: well within the socket timeout on any link
+NOT_READ_IN_TIME = "not read within the scrape budget"
 
 
 @dataclass
@@ -30,7 +42,8 @@ class Value:
 
     raw: bytes | None = None
     error: str = ""
-    dropped: bool = False  # left out by a cap, not malformed
+    dropped: bool = False  # left out by a budget or by time, not malformed
+    late: bool = False  # left out because the read ran out of time: its collector did not read everything
 
 
 @dataclass
@@ -43,6 +56,7 @@ class Snapshot:
     gpu: dict[str, Value] = field(default_factory=dict)
     rpc_nodes: dict[str, Value] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # "gpu" / "rpc_nodes": keys past MAX_KEYS
+    section_errors: dict[str, str] = field(default_factory=dict)  # "gpu" / "rpc_nodes": why a prefix was not listed
     routing_events: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # (entry id, event JSON)
     routing_stream_length: int | None = None
     routing_cursor: bytes | None = None
@@ -80,20 +94,30 @@ class RedisReader:
     def read(self, deadline: float = float("inf"), routing_cursor: bytes | None = None) -> Snapshot:
         """Everything the exporter reads from Redis; the routing stream from `routing_cursor` (None: from now on)."""
         self.deadline = deadline
-        self.budget = MAX_READ_BYTES
         snapshot = Snapshot(routing_cursor=routing_cursor)
         try:
             self.client.ping()
             snapshot.up = snapshot.answered = True
             snapshot.metadata, snapshot.metadata_ttl = self._metadata()
-            if self.read_gpu:
-                snapshot.gpu, snapshot.dropped["gpu"] = self._prefixed(GPU_PREFIX, skip={GPU_STREAM})
-            snapshot.rpc_nodes, snapshot.dropped["rpc_nodes"] = self._prefixed(RPC_NODE_PREFIX)
         except (redis.RedisError, OSError) as err:
             snapshot.up = False
             snapshot.answered = isinstance(err, _SERVER_REPLIES)
             snapshot.error = _describe(err)
             return snapshot
+        prefixes = [("gpu", GPU_PREFIX, {GPU_STREAM})] if self.read_gpu else []
+        prefixes.append(("rpc_nodes", RPC_NODE_PREFIX, set()))
+        for name, prefix, skip in prefixes:
+            try:
+                values, snapshot.dropped[name] = self._prefixed(prefix, skip)
+            except (redis.TimeoutError, OSError) as err:  # slow, not gone: what was read is kept
+                values, snapshot.dropped[name] = {}, 0
+                snapshot.section_errors[name] = _describe(err)
+            except redis.RedisError as err:
+                snapshot.up = False
+                snapshot.answered = isinstance(err, _SERVER_REPLIES)
+                snapshot.error = _describe(err)
+                return snapshot
+            setattr(snapshot, name, values)
         if self.read_routing:
             try:
                 self._routing(snapshot)
@@ -109,7 +133,7 @@ class RedisReader:
         kind, ttl = pipe.execute()
         if kind == b"none":
             return None, -2
-        values = self._values([METADATA_KEY], {METADATA_KEY: kind})
+        values = self._values([METADATA_KEY], {METADATA_KEY: kind}, self.max_value_bytes, self.max_value_bytes)
         return values[METADATA_KEY], ttl
 
     def _prefixed(self, prefix: str, skip: set[str] = frozenset()) -> tuple[dict[str, Value], int]:
@@ -132,45 +156,59 @@ class RedisReader:
         keys = list(dict.fromkeys(keys))  # SCAN may return a key twice
         if not keys:
             return {}, dropped
-        self._check()
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        kinds = dict(zip(keys, pipe.execute()))
-        values = self._values(keys, kinds)
-        return {key[len(prefix):]: value for key, value in values.items()}, dropped
-
-    def _values(self, keys: list[str], kinds: dict[str, bytes]) -> dict[str, Value]:
-        """GET every string key that is not too large; explain the others."""
         result: dict[str, Value] = {}
+        try:
+            self._check()
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.type(key)
+            kinds = dict(zip(keys, pipe.execute()))
+            self._values(keys, kinds, min(self.max_value_bytes, MAX_NODE_VALUE_BYTES), MAX_PREFIX_BYTES, result)
+        except (redis.TimeoutError, OSError) as err:
+            for key in keys:
+                if key not in result:
+                    result[key] = Value(error=f"{NOT_READ_IN_TIME} ({_describe(err)})", dropped=True, late=True)
+        return {key[len(prefix):]: value for key, value in result.items()}, dropped
+
+    def _values(self, keys: list[str], kinds: dict[str, bytes], max_bytes: int, budget: int,
+                result: dict[str, Value] | None = None) -> dict[str, Value]:
+        """GET every string key of at most `max_bytes` while `budget` bytes last; explain the others. Fills
+        `result` as it goes, so that a caller whose read runs out of time keeps what was read."""
+        result = {} if result is None else result
         strings = [k for k in keys if kinds[k] == b"string"]
         for key in keys:
             if kinds[key] not in (b"string", b"none"):
                 result[key] = Value(error=f"WRONGTYPE: holds a {kinds[key].decode()}, not a string")
-        if strings:
+        if not strings:
+            return result
+        self._check()
+        pipe = self.client.pipeline(transaction=False)
+        for key in strings:
+            pipe.strlen(key)
+        sizes = {}
+        # A key may change type between TYPE and here: its error costs that key only.
+        for key, length in zip(strings, pipe.execute(raise_on_error=False)):
+            if isinstance(length, redis.ResponseError):
+                result[key] = Value(error=_describe(length))
+            elif length > max_bytes:
+                result[key] = Value(error=f"value of {length} bytes exceeds the {max_bytes} bytes read for such a key")
+            elif length > budget:
+                result[key] = Value(error="left out: the read's byte budget is spent", dropped=True)
+            else:
+                sizes[key] = length
+                budget -= length
+        for batch in _batches(list(sizes), sizes):
             self._check()
             pipe = self.client.pipeline(transaction=False)
-            for key in strings:
-                pipe.strlen(key)
-            lengths = pipe.execute()
-            sizes = {}
-            for key, length in zip(strings, lengths):
-                if length > self.max_value_bytes:
-                    result[key] = Value(error=f"value of {length} bytes exceeds max_value_bytes")
-                else:
-                    sizes[key] = length
-            small = list(sizes)
-            for start in range(0, len(small), _VALUE_BATCH):
-                batch = small[start:start + _VALUE_BATCH]
-                if sum(sizes[key] for key in batch) > self.budget:
-                    for key in batch:
-                        result[key] = Value(error="left out: the read's byte budget is spent", dropped=True)
-                    continue
-                self._check()
-                for key, raw in zip(batch, self.client.mget(batch)):
-                    if raw is not None:
-                        self.budget -= len(raw)
-                        result[key] = Value(raw=raw)
+            for key in batch:
+                pipe.getrange(key, 0, max_bytes)  # one byte more than allowed: a value that grew since STRLEN shows
+            for key, raw in zip(batch, pipe.execute(raise_on_error=False)):
+                if isinstance(raw, redis.ResponseError):
+                    result[key] = Value(error=_describe(raw))
+                elif len(raw) > max_bytes:
+                    result[key] = Value(error=f"value of more than {max_bytes} bytes exceeds the {max_bytes} bytes read for such a key")
+                elif raw or sizes[key] == 0:  # empty and said to be longer: deleted since STRLEN, nothing to report
+                    result[key] = Value(raw=raw)
         return result
 
     def _routing(self, snapshot: Snapshot) -> None:
@@ -192,16 +230,30 @@ class RedisReader:
         if stream_id(newest_id) < stream_id(snapshot.routing_cursor):
             snapshot.routing_cursor = b"0-0"  # the stream was deleted and written anew
             snapshot.routing_reset = True
-        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE and self.budget > 0:
+        budget = MAX_STREAM_BYTES
+        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE and budget > 0:
             self._check()
             batch = self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH)
             for entry_id, fields in batch:
                 event = fields.get(b"event")
-                self.budget -= sum(len(k) + len(v) for k, v in fields.items())
+                budget -= sum(len(k) + len(v) for k, v in fields.items())
                 snapshot.routing_events.append((entry_id, event))
                 snapshot.routing_cursor = entry_id
             if len(batch) < _STREAM_BATCH:
                 break
+
+
+def _batches(keys: list[str], sizes: dict[str, int]):
+    """`keys` in order, in groups of at most _VALUE_BATCH keys and MAX_BATCH_BYTES bytes (a larger key alone)."""
+    batch, size = [], 0
+    for key in keys:
+        if batch and (len(batch) == _VALUE_BATCH or size + sizes[key] > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(key)
+        size += sizes[key]
+    if batch:
+        yield batch
 
 
 def stream_id(entry_id: bytes) -> tuple[int, int]:
