@@ -176,7 +176,8 @@ class ClusterState:
                 current = metadata_model.Current(True, raw.metadata_ttl, "invalid", error=metadata_error)
             else:
                 current = self.metadata.update(raw.metadata.raw if raw.metadata else None, raw.metadata_ttl, now, doc=doc)
-            self.registry_keys = list(raw.rpc_nodes)
+            if "rpc_nodes" not in raw.section_errors:  # a listing that ran out of time says nothing of what is gone
+                self.registry_keys = list(raw.rpc_nodes)
             if metadata_model.RAY_HYBRID in self.metadata.readings:
                 # RayHybridRouter starts the dashboard service. Its RPC workers announce no coordinator: it starts
                 # llama-server only for the first request that needs it, so workers can be there for hours without one.

@@ -189,7 +189,7 @@ class Collection:
         if (events is not None and not events.subscribed and not s.cluster.subscriber_connecting()
                 and expected[redis_part]):
             failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
-        coordinators = self._coordinators(elapsed, invalid)
+        coordinators = self._coordinators(elapsed, invalid, dropped)
         for name in coordinators:
             expected[presence.COORDINATOR, name] = known.expected(presence.COORDINATOR, name, declared)
         workers_now = self.workers
@@ -237,17 +237,20 @@ class Collection:
             invalid["metadata"] += 1
         elif current is not None and current.reading:
             invalid["metadata"] += current.reading.invalid_entries
+            dropped["metadata"] += current.reading.dropped_entries
         for name, parsed in (("gpu", r.gpu), ("rpc_nodes", r.registrations)):
             invalid[name] += parsed.invalid
             dropped[name] += parsed.dropped + (r.dropped or {}).get(name, 0)
             if parsed.errors:
                 failures[name] = parsed.errors[0]
+            if name in (r.section_errors or {}):
+                failures[name] = f"keys not listed: {r.section_errors[name]}"
         invalid["routing"] += r.routing_invalid
         if r.routing_error:
             failures["routing"] = r.routing_error
         return {"metadata": current, "gpu": tuple(r.gpu.items), "registrations": tuple(r.registrations.items)}
 
-    def _coordinators(self, elapsed: float, invalid: Counter) -> dict[str, coordinator_source.Reading]:
+    def _coordinators(self, elapsed: float, invalid: Counter, dropped: Counter) -> dict[str, coordinator_source.Reading]:
         readings = {}
         if {"coordinator", "rpc_backends"} <= self.config.disabled_collectors:
             return readings
@@ -256,9 +259,10 @@ class Collection:
             reading = _result(future)
             if reading is None:
                 why = _unfinished(future)
-                state = coordinator_source.HUNG if why == NOT_IN_TIME else coordinator_source.ERROR  # a bug is not slowness
-                reading = coordinator_source.Reading(state, elapsed, why)
+                # still running: stalled once /health has answered, else hung; a bug is not slowness
+                reading = client.unfinished(elapsed) if why == NOT_IN_TIME else coordinator_source.Reading(coordinator_source.ERROR, elapsed, why)
             invalid["coordinator"] += reading.invalid_entries
+            dropped["coordinator"] += reading.dropped_entries
             readings[client.name] = reading
         return readings
 

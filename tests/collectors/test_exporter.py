@@ -11,12 +11,12 @@ def dropped_by_collector(snapshot) -> dict:
     return {s.labels["collector"]: s.value for s in family.samples}
 
 
-def test_what_the_readings_left_out_is_counted_with_the_snapshots_drops():
-    snapshot = Snapshot(
-        now=0.0, budget=10.0, redis=RedisStatus(True), dropped=frozen({"gpu": 3}),
-        metadata=Current(True, -1, "coordinator_manager", reading=MetadataReading("coordinator_manager", dropped_entries=40)),
-        coordinators=frozen({"a": Reading("ok", 0.1, dropped_entries=500), "b": Reading("ok", 0.1, dropped_entries=2)}),
-    )
+def test_what_the_snapshot_counts_as_left_out_is_rendered_per_collector():
+    """The collection adds what the readings left out (the metadata key's targets, a coordinator's series) to the
+    snapshot's counts; the collector renders them as they are, for every collector, 0 where nothing was left out."""
+    snapshot = Snapshot(now=0.0, budget=10.0, redis=RedisStatus(True), dropped=frozen({"gpu": 3, "metadata": 40, "coordinator": 502}),
+                        metadata=Current(True, -1, "coordinator_manager", reading=MetadataReading("coordinator_manager", dropped_entries=40)),
+                        coordinators=frozen({"a": Reading("ok", 0.1, dropped_entries=500)}))
     assert dropped_by_collector(snapshot) == {"metadata": 40, "coordinator": 502, "gpu": 3}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import platform
 
-from collections import Counter
-
 from prometheus_client.core import GaugeMetricFamily
 
 from sollol_exporter import __version__
@@ -41,12 +39,11 @@ class ExporterCollector:
             "node, applications, targets named by the metadata key, series of a coordinator's /metrics).",
             labels=["collector"],
         )
-        left_out = _dropped(s)
         for name in self.collector_names:
             success.add_metric([name], 0.0 if name in s.failures else 1.0)
             duration.add_metric([name], s.durations.get(name, 0.0))
             invalid.add_metric([name], float(s.invalid.get(name, 0)))
-            dropped.add_metric([name], float(left_out.get(name, 0)))
+            dropped.add_metric([name], float(s.dropped.get(name, 0)))
         budget = GaugeMetricFamily(
             "sollol_exporter_scrape_timeout_seconds",
             "Time budget of this scrape (Prometheus' scrape timeout minus the margin, or scrape.timeout).",
@@ -62,12 +59,3 @@ class ExporterCollector:
             expected.add_metric([kind, name], 1.0 if is_expected else 0.0)
         return [info, success, duration, invalid, dropped, budget, expected]
 
-
-def _dropped(s) -> Counter:
-    """What the snapshot counts as dropped, plus what its readings carry: the metadata key's targets past their cap
-    and each coordinator's /metrics series past theirs."""
-    dropped = Counter(s.dropped)
-    if s.metadata is not None and s.metadata.reading is not None:
-        dropped["metadata"] += s.metadata.reading.dropped_entries
-    dropped["coordinator"] += sum(reading.dropped_entries for reading in s.coordinators.values())
-    return dropped

@@ -52,6 +52,7 @@ class RedisResult:
     routing_error: str = ""
     stream_length: int | None = None
     dropped: dict | None = None
+    section_errors: dict | None = None  # "gpu" / "rpc_nodes": why that prefix could not be listed this read
 
 
 class Flights:
@@ -186,7 +187,7 @@ class Sources:
         record = cluster.record_redis(raw, doc, metadata_error, events, time.time())
         return RedisResult(
             True, "", duration, record.current, redis_values.gpu_reports(raw.gpu), redis_values.registrations(raw.rpc_nodes),
-            record.routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped),
+            record.routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped), dict(raw.section_errors),
         )
 
     def read_coordinator(self, client: CoordinatorClient, deadline: float, health_only: bool = False) -> CoordinatorReading:
@@ -206,9 +207,12 @@ class Sources:
         if not reading.up:
             return reading
         names = Counter(app.name for app in reading.applications)
+        short = Counter(f"{app.name} ({app.app_id[:8]})" for app in reading.applications)
         present = {}
         for app in sorted(reading.applications, key=lambda a: (a.name, a.app_id)):
             app.label = app.name if names[app.name] == 1 else f"{app.name} ({app.app_id[:8]})"
+            if short[app.label] > 1:  # two ids that share their first characters: the whole id tells them apart
+                app.label = f"{app.name} ({app.app_id})"
             present.setdefault((app.label, app.router_type), app)
         reading.applications = list(present.values())
         reading.vanished, dropped = self.cluster.record_applications(set(present), time.time(), self.config.dashboard.forget_after,
