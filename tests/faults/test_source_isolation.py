@@ -121,3 +121,20 @@ def test_a_short_scrape_during_a_long_one_reads_redis_afresh(redis_db, scraper_f
         long_scrape.join(15)
     finally:
         slow.stop()
+
+
+def test_fresh_hostile_node_names_every_round_cost_a_bounded_log(start_exporter, redis_db):
+    """One metadata key naming thousands of nodes, new ones each round: the log says how many fail, not each one."""
+    from tests.support.net import free_port
+
+    dead = free_port()  # refused at once
+    exporter = start_exporter(base_config(redis_db.url, ollama={"timeout": "1s"}))
+    for round_ in range(3):
+        doc = json.loads(fresh(VARIANT_A))
+        doc["nodes"] = [{**doc["nodes"][0], "url": f"http://127.{round_}.{i // 250}.{i % 250 + 1}:{dead}",
+                         "host": f"127.{round_}.{i // 250}.{i % 250 + 1}:{dead}"} for i in range(1500)]
+        redis_db.client.set("sollol:router:metadata", json.dumps(doc), ex=30)
+        assert exporter.scrape_text(timeout=10).status_code == 200
+    failing = [line for line in exporter.read_log().splitlines() if "msg=failing" in line or '"failing"' in line]
+    assert len(failing) <= 3 * 21 + 5, len(failing)
+    assert any("more" in line for line in failing)
