@@ -6,7 +6,7 @@ import pytest
 
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.counts import BUCKETS, EventCounts
-from sollol_exporter.labels import Address
+from sollol_exporter.labels import Address, sanitize
 from tests.support.sollol_events import interleaved, ollama_error, ollama_request, ollama_response, streamed_request, unary_request
 
 NODE, OTHER_NODE, MODEL = "10.0.0.5:11434", "10.0.0.6:11434", "llama3.2:3b"
@@ -297,3 +297,41 @@ def test_stopping_the_old_subscriber_does_not_hold_the_cluster_lock():
         waited = time.monotonic() - started
     worker.join()
     assert waited < 0.5
+
+
+def test_a_batch_counts_as_its_messages_one_by_one_would():
+    messages = [(OLLAMA, ollama("ollama_response", model="m", latency_ms=10.0, operation="chat")), (OLLAMA, b"{not json"),
+                (RPC, json.dumps({"event_type": "rpc_error", "backend": "10.0.0.40:18080", "details": {"model": "m"}})),
+                (OLLAMA, None)]  # a message too large to have been kept
+    one_by_one, batched = EventCounts(), EventCounts()
+    for channel, raw in messages:
+        one_by_one.handle(channel, raw)
+    assert batched.handle_many(messages) == 2
+    first, second = one_by_one.view(), batched.view()
+    assert second.received == {OLLAMA: 3, RPC: 1} and second.invalid == {OLLAMA: 2}
+    assert (first.requests, first.coordinator_requests, first.invalid) == (second.requests, second.coordinator_requests, second.invalid)
+
+
+def test_deeply_nested_events_are_invalid_and_shallow_ones_with_many_brackets_in_strings_are_not():
+    counts = EventCounts()
+    deep = json.dumps({"event_type": "ollama_response", "backend": NODE, "details": {"model": "m", "x": [[[[[[]]]]]] * 2}})
+    for depth in (60, 70):
+        nested = json.loads(deep)
+        nested["details"]["x"] = json.loads("[" * depth + "]" * depth)
+        counts.handle(OLLAMA, json.dumps(nested))
+    counts.handle(OLLAMA, ollama("ollama_response", model="[{" * 100, latency_ms=1.0, operation="chat"))
+    view = counts.view()
+    assert view.invalid == {OLLAMA: 1}  # only the 70 levels (past the limit of 64)
+    assert view.requests[(NODE, sanitize("[{" * 100, 96), "chat", "success", "false")] == 1
+    assert view.requests[(NODE, "m", "unknown", "success", "false")] == 1  # the 60 levels
+
+
+def test_a_lost_subscription_is_counted_once_and_only_for_the_current_subscriber():
+    counts = EventCounts()
+    old = counts.new_generation()
+    new = counts.new_generation()
+    counts.set_subscribed(True, new)
+    counts.lose_subscription(old)  # a replaced subscriber's connection ending is no loss
+    assert counts.view().subscription_losses == 0 and counts.view().subscribed
+    counts.lose_subscription(new)
+    assert counts.view().subscription_losses == 1 and not counts.view().subscribed

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 
 import pytest
+import redis
 
+from sollol_exporter.events.counts import EventCounts
+from sollol_exporter.events.subscriber import Subscriber
 from tests.support.collect import base_config
 from tests.support.exporter import series, value
-from tests.support.net import stop_process, wait_for
+from tests.support.net import free_port, stop_process, wait_for
 from tests.support.redis_server import RedisServer
+from tests.support.tls import make_certificates
 from tests.support.sollol_events import OLLAMA_CHANNEL as OLLAMA
 from tests.support.sollol_events import RPC_CHANNEL as RPC
 from tests.support.sollol_events import interleaved, ollama_error, ollama_response, streamed_request, unary_request
@@ -92,11 +98,17 @@ def test_a_redis_restart_unsubscribes_then_resubscribes_and_keeps_the_counts(sta
     samples = exporter.scrape()
     assert requests_of(samples, "success") == 1
     assert value(samples, "sollol_exporter_collector_success", collector="events") == 0
+    wait_for(lambda: exporter.read_log().count("events subscription failed, retrying") == 1, 10, what="a reconnection failed")
+    time.sleep(1.6)  # two more attempts (back-off 0.5 s, then 1 s): failing to reconnect is not another loss
     own_redis.start()
     wait_for(lambda: subscribed(exporter, 1), 30, what="subscribed again")
     own_redis.client.publish(OLLAMA, response())
     wait_for(lambda: requests_of(exporter.scrape(), "success") == 2, 10, what="counting resumed")
-    assert "Traceback" not in exporter.read_log()
+    assert value(exporter.scrape(), "sollol_events_subscription_losses_total") == 1
+    log = exporter.read_log()
+    assert "Traceback" not in log
+    assert log.count("events subscription lost") == 1 and log.count("events subscription failed, retrying") == 1
+    assert log.count("events subscription restored") == 1
 
 
 def test_sighup_keeps_every_counter_and_does_not_double_count(start_exporter, redis_db):
@@ -129,7 +141,7 @@ def test_hostile_events_are_counted_as_invalid_and_never_stop_the_subscriber(sta
     redis_db.client.publish(OLLAMA, response())
     wait_for(lambda: requests_of(exporter.scrape(), "success") == 1, 10, what="the good event after the bad ones")
     samples = exporter.scrape()
-    assert value(samples, "sollol_events_invalid_total", channel="ollama") == len(hostile) - 1  # the last one is valid, its latency is not
+    assert value(samples, "sollol_events_invalid_total", channel="ollama") == len(hostile)  # an infinite latency too
     assert value(samples, "sollol_events_invalid_total", channel="rpc") == len(hostile)
     assert value(samples, "sollol_events_subscribed") == 1
     assert "Traceback" not in exporter.read_log()
@@ -166,3 +178,106 @@ def test_events_can_be_switched_off(start_exporter, redis_db):
     assert value(samples, "sollol_events_subscribed") is None
     assert series(samples, "sollol_requests_total") == {}
     assert value(samples, "sollol_exporter_collector_success", collector="events") is None
+
+
+# The subscriber in this process, against redis-servers started here: every way its URL can reach Redis.
+
+def _start_redis(workdir, *args) -> subprocess.Popen:
+    return subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def reachable_redis(request, tmp_path):
+    """(URL for the subscriber, client to publish with) of a redis-server reached by TCP, TCP with RESP3, TLS or a
+    Unix socket."""
+    port = free_port()
+    if request.param == "tls":
+        certs = make_certificates(tmp_path / "certs")
+        process = _start_redis(tmp_path, "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(certs.server.cert),
+                               "--tls-key-file", str(certs.server.key), "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "no")
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={certs.ca}"
+    elif request.param == "unix":
+        path = tmp_path / "redis.sock"
+        process = _start_redis(tmp_path, "--port", "0", "--unixsocket", str(path))
+        url = f"unix://{path}?db=0"
+    else:
+        process = _start_redis(tmp_path, "--port", str(port))
+        url = f"redis://127.0.0.1:{port}/0" + ("?protocol=3" if request.param == "resp3" else "")
+    client = redis.Redis.from_url(url.replace("?protocol=3", ""))
+    try:
+        wait_for(lambda: _answers(client), 10, what="redis-server start")
+        yield url, client
+    finally:
+        client.close()
+        stop_process(process)
+
+
+def _answers(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def subscriber():
+    started = []
+
+    def start(url, counts, timeout=2.0):
+        started.append(Subscriber(url, {OLLAMA: "ollama", RPC: "rpc"}, counts, {}, timeout).start())
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.mark.parametrize("reachable_redis", ["tcp", "resp3", "tls", "unix"], indirect=True)
+def test_a_pipelined_burst_is_counted_in_full_however_redis_is_reached(reachable_redis, subscriber):
+    url, client = reachable_redis
+    counts = EventCounts()
+    running = subscriber(url, counts)
+    wait_for(lambda: counts.view().subscribed, 10, what="subscribed")
+    assert running.tried.is_set()
+    pipe = client.pipeline(transaction=False)
+    for index in range(20_000):
+        pipe.publish(OLLAMA if index % 2 else RPC, response() if index % 2 else b"not an event")
+    assert sum(pipe.execute()) == 20_000
+    wait_for(lambda: sum(counts.view().received.values()) == 20_000, 30, what="all received")
+    view = counts.view()
+    assert view.received == {"ollama": 10_000, "rpc": 10_000} and view.invalid == {"rpc": 10_000}
+    assert view.requests[("10.0.0.5:11434", "llama3.2:3b", "chat", "success", "false")] == 10_000
+    assert view.subscription_losses == 0
+
+
+def test_a_redis_that_stops_answering_is_found_by_the_keepalive_and_counted_as_a_loss(own_redis, subscriber, monkeypatch):
+    import sollol_exporter.events.subscriber as module
+
+    monkeypatch.setattr(module, "KEEPALIVE", 0.5)
+    counts = EventCounts()
+    subscriber(own_redis.url, counts, timeout=1.0)
+    wait_for(lambda: counts.view().subscribed, 10, what="subscribed")
+    own_redis.process.send_signal(signal.SIGSTOP)  # the connection stays open; nothing answers on it
+    try:
+        wait_for(lambda: counts.view().subscription_losses == 1, 15, what="the silent connection given up")
+        assert not counts.view().subscribed
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: counts.view().subscribed, 30, what="subscribed again")
+    own_redis.client.publish(OLLAMA, response())
+    wait_for(lambda: counts.view().received.get("ollama") == 1, 10, what="counting again")
+    assert counts.view().subscription_losses == 1
+
+
+def test_an_idle_subscription_is_kept(own_redis, subscriber, monkeypatch):
+    import sollol_exporter.events.subscriber as module
+
+    monkeypatch.setattr(module, "KEEPALIVE", 0.2)
+    counts = EventCounts()
+    subscriber(own_redis.url, counts, timeout=1.0)
+    wait_for(lambda: counts.view().subscribed, 10, what="subscribed")
+    time.sleep(6.0)  # many keep-alives, each answered within the 5 s the subscriber waits at least
+    assert counts.view().subscribed and counts.view().subscription_losses == 0
+    assert own_redis.client.publish(OLLAMA, response()) == 1
+    wait_for(lambda: counts.view().received.get("ollama") == 1, 10, what="counted")

@@ -30,6 +30,9 @@ class EventsCollector:
         if view is None:
             return []
         subscribed = GaugeMetricFamily("sollol_events_subscribed", "1 while the exporter is subscribed to SOLLOL's event channels.", value=1.0 if view.subscribed else 0.0)
+        losses = CounterMetricFamily("sollol_events_subscription_losses_total",
+                                     "Subscriptions to SOLLOL's event channels that ended (Redis closed them, e.g. past its output buffer limit, or they failed): events published until the next one are not counted.",
+                                     value=view.subscription_losses)
         received = CounterMetricFamily("sollol_events_received_total", "Messages received per channel since the exporter started.", labels=["channel"])
         invalid = CounterMetricFamily("sollol_events_invalid_total", "Messages that were not a SOLLOL event (bad JSON, too large or deep, unknown type).", labels=["channel"])
         last = GaugeMetricFamily("sollol_events_last_received_timestamp_seconds", "When the last message arrived on each channel.", labels=["channel"])
@@ -71,4 +74,4 @@ class EventsCollector:
         configured = GaugeMetricFamily("sollol_coordinator_rpc_backends_configured", "RPC workers configured, per the last heartbeat that says.", labels=["coordinator"])
         for name, count in sorted(view.workers_configured.items()):
             configured.add_metric([name], count)
-        return [subscribed, received, invalid, last, folded, requests, duration, errors, c_requests, c_duration, tokens, lifecycle, active, configured]
+        return [subscribed, losses, received, invalid, last, folded, requests, duration, errors, c_requests, c_duration, tokens, lifecycle, active, configured]

@@ -38,16 +38,18 @@ ones are folded into "other" and the folds are counted.
 from __future__ import annotations
 
 import bisect
+import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import lru_cache
+from typing import Callable, Iterable
 
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.in_flight import InFlight
 from sollol_exporter.labels import Address, parse_address, sanitize
-from sollol_exporter.values import BadValue, decode_json, mapping, number, text
+from sollol_exporter.values import MAX_JSON_DEPTH, BadValue, decode_json, mapping, number, text
 
 MAX_EVENT_BYTES = 65_536
 OTHER = "other"
@@ -101,6 +103,7 @@ class EventsView:
     """A copy of the counts for one scrape."""
 
     subscribed: bool
+    subscription_losses: float
     received: dict[str, float]
     invalid: dict[str, float]
     last_received: dict[str, float]
@@ -139,14 +142,18 @@ class Update:
 # Larger values are not a measurement: an event that claims one is invalid (a single 1e308 would pin a counter at +Inf).
 MAX_LATENCY_MS = 1e7  # about 2.8 hours
 MAX_TOKENS = 1e7
+MAX_WORKERS = 10_000  # RPC workers a coordinator's heartbeat may report
 
 
-def interpret(channel: str, raw: bytes | str, names: dict[Address, str]) -> Update:
-    """The update one message from a channel of kind `channel` makes; BadValue if it is not a SOLLOL event."""
+def interpret(channel: str, raw: bytes | str | None, names: dict[Address, str]) -> Update:
+    """The update one message from a channel of kind `channel` makes; BadValue if it is not a SOLLOL event.
+    None stands for a message too large to have been kept."""
+    if raw is None:
+        raise BadValue(f"event over {MAX_EVENT_BYTES} bytes")
     size = len(raw)
     if size > MAX_EVENT_BYTES:
         raise BadValue(f"event of {size} bytes")
-    event = decode_json(raw, "event")
+    event = _decode(raw)
     if not isinstance(event, dict):
         raise BadValue("event is not a JSON object")
     if channel == OLLAMA:
@@ -158,8 +165,34 @@ def interpret(channel: str, raw: bytes | str, names: dict[Address, str]) -> Upda
     raise BadValue(f"no channel of kind {channel!r}")
 
 
+def _decode(raw: bytes | str):
+    """decode_json, without its depth scan (most of the cost of an event) where the brackets cannot nest that deep."""
+    if isinstance(raw, bytes) and raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise BadValue("event: invalid JSON") from None
+    return decode_json(raw, "event")
+
+
+# SOLLOL repeats the same few node and model names in every event: each is cleaned once. Bounded, so names that
+# keep changing cost only the cache's churn.
+@lru_cache(maxsize=1024)
+def _cached_address(value: str, default_port: int) -> Address:
+    return parse_address(value, default_port)
+
+
+def _address(value, default_port: int) -> Address:
+    return _cached_address(value, default_port) if isinstance(value, str) else parse_address(value, default_port)
+
+
+@lru_cache(maxsize=1024)
+def _clean_model(name: str) -> str:
+    return sanitize(name, 96) or "unknown"
+
+
 def _model(details: dict) -> str:
-    return sanitize(text(details.get("model")) or "unknown", 96) or "unknown"
+    return _clean_model(text(details.get("model")) or "unknown")
 
 
 def _ollama(event: dict) -> Update:
@@ -167,7 +200,7 @@ def _ollama(event: dict) -> Update:
     details = mapping(event.get("details"))
     if kind not in ("ollama_request", "ollama_response", "ollama_error"):
         raise BadValue(f"unknown event type {kind!r}")
-    node = str(parse_address(event.get("backend"), 11434))
+    node = str(_address(event.get("backend"), 11434))
     timestamp = number(event.get("timestamp"))
     if kind == "ollama_request":
         return Update("request_start", node, model=_model(details), streaming=details.get("streaming") is True, started=timestamp)
@@ -185,7 +218,7 @@ def _ollama(event: dict) -> Update:
 def _coordinator(backend, names: dict[Address, str]) -> tuple[str, bool]:
     if backend == "rpc_registry":
         return "rpc_registry", True
-    address = parse_address(backend, 80)
+    address = _address(backend, 80)
     return (names[address], True) if address in names else (str(address), False)
 
 
@@ -210,12 +243,12 @@ def _rpc(event: dict, names: dict[Address, str]) -> Update:
         return Update("lifecycle", coordinator, named, event=name)
     if kind == "rpc_backend_connect":
         coordinator, named = _coordinator(event.get("backend"), names)
-        active = number(details.get("total_active"))
+        active = _workers(details, "total_active")
         if active is None:
-            active = number(details.get("rpc_backends"))
+            active = _workers(details, "rpc_backends")
         if active is None and isinstance(details.get("rpc_addresses"), list):
-            active = float(len(details["rpc_addresses"]))
-        return Update("heartbeat", coordinator, named, active=active, configured=number(details.get("total_configured")))
+            active = float(min(len(details["rpc_addresses"]), MAX_WORKERS))
+        return Update("heartbeat", coordinator, named, active=active, configured=_workers(details, "total_configured"))
     raise BadValue(f"unknown event type {kind!r}")
 
 
@@ -241,6 +274,7 @@ class EventCounts:
     max_models: int = 100
     max_label_sets: int = 1000
     subscribed: bool = False
+    subscription_losses: float = 0.0  # established subscriptions that ended while the exporter ran on
     generation: int = 0  # the subscriber whose messages count; a replaced one's late messages are ignored
     received: dict[str, float] = field(default_factory=dict)
     invalid: dict[str, float] = field(default_factory=dict)
@@ -283,24 +317,45 @@ class EventCounts:
             if generation is None or generation == self.generation:
                 self.subscribed = subscribed
 
-    def handle(self, channel: str, raw: bytes | str, coordinator_names: dict[Address, str] | None = None,
+    def lose_subscription(self, generation: int | None = None) -> None:
+        """An established subscription ended (Redis closed it, or it failed): what was published until the next
+        one subscribes is not counted."""
+        with self.lock:
+            if generation is None or generation == self.generation:
+                self.subscribed = False
+                self.subscription_losses += 1
+
+    def handle(self, channel: str, raw: bytes | str | None, coordinator_names: dict[Address, str] | None = None,
                generation: int | None = None) -> bool:
         """Count one message from a channel of kind `channel` (ollama, rpc, traces); False if it was invalid
         (counted as such, nothing else changed) or came from a subscriber that has been replaced."""
-        try:
-            update = interpret(channel, raw, coordinator_names or {})  # outside the lock: scrapes wait for it
-        except (BadValue, ValueError):
-            update = None
+        return self.handle_many([(channel, raw)], coordinator_names, generation) == 1
+
+    def handle_many(self, messages: Iterable[tuple[str, bytes | str | None]], coordinator_names: dict[Address, str] | None = None,
+                    generation: int | None = None) -> int:
+        """Count (channel kind, message) pairs, read outside the lock and counted under one hold of it; how many
+        were valid (0 for a subscriber that has been replaced)."""
+        names = coordinator_names or {}
+        updates = []
+        for channel, raw in messages:  # outside the lock: scrapes wait for it
+            try:
+                updates.append((channel, interpret(channel, raw, names)))
+            except (BadValue, ValueError):
+                updates.append((channel, None))
+        now = time.time()
+        valid = 0
         with self.lock:
             if generation is not None and generation != self.generation:
-                return False
-            self.received[channel] = self.received.get(channel, 0.0) + 1
-            self.last_received[channel] = time.time()
-            if update is None:
-                self.invalid[channel] = self.invalid.get(channel, 0.0) + 1
-                return False
-            self._apply(update)
-            return True
+                return 0
+            for channel, update in updates:
+                self.received[channel] = self.received.get(channel, 0.0) + 1
+                self.last_received[channel] = now
+                if update is None:
+                    self.invalid[channel] = self.invalid.get(channel, 0.0) + 1
+                else:
+                    self._apply(update)
+                    valid += 1
+        return valid
 
     def _key(self, table: dict, key: tuple, folded: tuple) -> tuple:
         """`key`, or `folded` once the family holds max_label_sets label sets."""
@@ -347,7 +402,7 @@ class EventCounts:
     def view(self) -> EventsView:
         with self.lock:
             return EventsView(
-                self.subscribed, dict(self.received), dict(self.invalid), dict(self.last_received),
+                self.subscribed, self.subscription_losses, dict(self.received), dict(self.invalid), dict(self.last_received),
                 {"node": float(self.nodes.folded), "model": float(self.models.folded), "coordinator": float(self.coordinators.folded),
                  "label_set": float(self.folded_sets)},
                 dict(self.requests), {k: h.copy() for k, h in self.durations.items()}, dict(self.errors),
@@ -361,10 +416,25 @@ def _add(table: dict, key: tuple, amount: float = 1.0) -> None:
 
 
 def _seconds(milliseconds) -> float | None:
-    value = number(milliseconds)
-    if value is not None and value > MAX_LATENCY_MS:
-        raise BadValue(f"latency_ms {value!r}")
-    return None if value is None or value < 0 else value / 1000.0
+    """None when the event gives no latency; a latency that is not a duration (negative, over MAX_LATENCY_MS,
+    Infinity, not a number) makes the event invalid: counting the request without observing it would skew the
+    histogram's count against its buckets."""
+    if milliseconds is None:
+        return None
+    value = number(milliseconds, 0.0, MAX_LATENCY_MS)
+    if value is None:
+        raise BadValue(f"latency_ms {str(milliseconds)[:40]!r}")
+    return value / 1000.0
+
+
+def _workers(details: dict, name: str) -> float | None:
+    """A worker count from a heartbeat: None when absent; BadValue when it cannot be one."""
+    if details.get(name) is None:
+        return None
+    value = number(details[name], 0.0, MAX_WORKERS)
+    if value is None:
+        raise BadValue(f"{name} {str(details[name])[:40]!r}")
+    return value
 
 
 def _operation(value) -> str:
