@@ -1,6 +1,6 @@
 """`sollol:router:metadata`: one key, four writers with incompatible layouts, last writer wins.
 
-Each reading is classified (sollol-data §3.2), reduced to the fields the exporter uses, and kept per variant,
+Each reading is classified (docs/sollol.md#metadata-variants), reduced to the fields the exporter uses, and kept per variant,
 so that the RPC backend list written once by RayHybridRouter survives SynapticLlamas overwriting the key
 every five seconds. A value written without a TTL (CoordinatorManager) never expires: if the key is gone while
 such a value was the last one read, it was deleted, and what it said is forgotten at once.

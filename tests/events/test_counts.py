@@ -1,4 +1,4 @@
-"""Counting SOLLOL's activity events, message by message, in the shapes sollol-data §6 and §8 document."""
+"""Counting SOLLOL's activity events, message by message, in the shapes docs/sollol.md#activity-channels documents."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Counting SOLLOL's activity events (sollol-data §6.1, §6.3, §8).
+"""Counting SOLLOL's activity events (docs/sollol.md#activity-channels).
 
 Which message counts as what:
   ollama channel   ollama_response -> a successful request to a node, its latency observed;

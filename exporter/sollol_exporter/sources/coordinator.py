@@ -1,6 +1,6 @@
 """llama-server, the coordinator: /health every scrape, /metrics (as its only scraper), /props now and then.
 
-Never /slots: it wakes a sleeping server and resets its idle timer (peers.md §1.5, §1.8).
+Never /slots: it wakes a sleeping server and resets its idle timer (docs/peers.md#slots-and-sleep).
 
 State rule: /health 200 -> ok, 503 "Loading model" -> loading, other answers -> error; /health not answered within
 the coordinator's timeout or the scrape's budget -> hung (also when the peer accepted the connection and then stalled,
@@ -19,13 +19,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sollol_exporter import redact
 from sollol_exporter.config import CoordinatorConfig, coordinator_label
 from sollol_exporter.labels import sanitize
 from sollol_exporter.logs import fields
@@ -75,7 +73,7 @@ class Memory:
     sleeping: float | None = None
 
 
-# llamacpp:<name> -> (exported name, type, help). Types follow meaning, not the TYPE line (peers.md §1.4).
+# llamacpp:<name> -> (exported name, type, help). Types follow meaning, not the TYPE line (docs/peers.md#series-and-types).
 _SERIES = {
     "prompt_tokens_total": ("prompt_tokens_total", "counter", "Prompt tokens processed (since b10406 excluding cached tokens)."),
     "prompt_tokens_cached_total": ("prompt_tokens_cached_total", "counter", "Prompt tokens reused from the cache."),
@@ -98,7 +96,7 @@ _SERIES = {
         "Accepted speculative tokens per draft position.",
     ),
 }
-# Averages over the window since the previous /metrics read: they change with every reader (peers.md §1.4).
+# Averages over the window since the previous /metrics read: they change with every reader (docs/peers.md#gauges-reset-per-read).
 _RESET_PER_READ = {"prompt_tokens_seconds", "predicted_tokens_seconds"}
 MAX_SERIES = 500  # per coordinator and read; llama-server writes about twenty
 MAX_LINE_BYTES = 4096

@@ -1,6 +1,6 @@
 """SOLLOL's dashboard service: only `GET /api/applications`, the one place the application registry lives.
 
-Its other endpoints scan the local /24 or run `ps aux` on every call (sollol-data §10.2); they are never called.
+Its other endpoints scan the local /24 or run `ps aux` on every call (docs/sollol.md#endpoints-never-called); they are never called.
 """
 
 from __future__ import annotations

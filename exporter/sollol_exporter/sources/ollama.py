@@ -13,7 +13,7 @@ from sollol_exporter.labels import Address, sanitize
 from sollol_exporter.sources.http_client import FetchError, fetch
 from sollol_exporter.values import MAX_BYTES, MAX_COUNT, BadValue, decode_json, items, mapping, number, text
 
-# keep_alive < 0 pins a model; Ollama then reports an expiry ~292 years ahead (peers.md §3).
+# keep_alive < 0 pins a model; Ollama then reports an expiry ~292 years ahead (docs/peers.md#model-expiry).
 MAX_EXPIRY_SECONDS = 365 * 86400.0
 
 
