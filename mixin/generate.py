@@ -17,17 +17,26 @@ from mixin.config import Config
 from mixin.rules import render
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "prometheus" / "rules"
-SETTABLE = ("job_selector", "cluster_label", "instance_label", "runbook_url_base")
+SETTABLE = ("job_selector", "cluster_label", "instance_label", "runbook_url_base", "slo_window", "fixed_request_alerts")
+SWITCHES = {"true": True, "false": False}
 
 
 def config_from(settings: list[str]) -> Config:
-    changes = {}
+    changes: dict[str, object] = {}
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep or key not in SETTABLE:
             raise SystemExit(f"--set takes KEY=VALUE with KEY one of {', '.join(SETTABLE)}")
-        changes[key] = value
-    return Config().replace(**changes)
+        if key == "fixed_request_alerts":
+            if value not in SWITCHES:
+                raise SystemExit("--set fixed_request_alerts takes true or false")
+            changes[key] = SWITCHES[value]
+        else:
+            changes[key] = value
+    try:
+        return Config().replace(**changes)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from mixin import slos
 from mixin.config import Config
 
 ALERTS_FILE = "sollol-alerts.yml"
@@ -24,6 +25,7 @@ class AlertRule:
     expr: str
     summary: str
     description: str
+    labels: tuple[tuple[str, str], ...] = ()  # besides severity
 
 
 @dataclass(frozen=True)
@@ -185,25 +187,7 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
             ),
         ]),
         ("sollol.requests", "Request-level alerts from SOLLOL's activity events, read through the recording rules.", [
-            AlertRule(
-                "SollolNodeErrorRatioHigh", "warning",
-                f"more than {th('SollolNodeErrorRatioHigh'):.0%} of a node's requests fail, at {_number(c.min_request_rate)} requests/s or more "
-                "(so that one failure among three requests does not page).",
-                f"""node:sollol_request_errors:ratio_rate5m > {_number(th("SollolNodeErrorRatioHigh"))}
-and on ({by("node")}) node:sollol_requests:rate5m > {_number(c.min_request_rate)}""",
-                "An Ollama node fails too many requests.",
-                "{{ $value | humanizePercentage }} of the requests SOLLOL sent to {{ $labels.node }} failed over the last 5 minutes"
-                f" (threshold {th('SollolNodeErrorRatioHigh'):.0%}).",
-            ),
-            AlertRule(
-                "SollolModelLatencyHigh", "warning",
-                f"a model's p95 latency of unary requests is over {_number(th('SollolModelLatencyHigh'))} s. Streamed requests are left "
-                "out: their latency is the whole generation, long by nature.",
-                f'model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",streaming="false"}} > {_number(th("SollolModelLatencyHigh"))}',
-                "A model answers too slowly.",
-                "The 95th percentile latency of unary (not streamed) requests to {{ $labels.model }} is {{ $value | humanizeDuration }}"
-                f" (threshold {_number(th('SollolModelLatencyHigh'))}s).",
-            ),
+            *(_fixed_request_alerts(c) if c.fixed_request_alerts else []),
             AlertRule(
                 "SollolCoordinatorQueueBackingUp", "warning", "llama-server has requests waiting for a slot.",
                 f"{_m(c, 'sollol_coordinator_requests_deferred')} > 0",
@@ -226,6 +210,12 @@ and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
                 "{{ with printf \"sollol_events_subscribed{" + c.template_matchers() + "}\" " + c.template_values()
                 + " | query }}{{ . | first | value }}{{ end }}).",
             ),
+        ]),
+        ("sollol.slos", "Multiwindow, multi-burn-rate alerts on the SLOs of mixin/config.py (the SRE workbook's windows and factors), "
+         "read from the slo:sli_error:ratio_rate<window> recording rules.", [
+            AlertRule(rule.name, rule.level.severity, rule.what, rule.expr, rule.summary, rule.description,
+                      (*slos.sloth_labels(c, rule.slo), ("sloth_severity", rule.level.sloth_severity)))
+            for rule in slos.burn_rules(c)
         ]),
         ("sollol.exporter", "", [
             AlertRule(
@@ -262,6 +252,32 @@ and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
                 "This alert always fires. If it stops arriving, Prometheus or Alertmanager is broken.",
             ),
         ]),
+    ]
+
+
+def _fixed_request_alerts(c: Config) -> list[AlertRule]:
+    """Fixed-threshold request alerts, optional (Config.fixed_request_alerts): the SLOs cover the same failures."""
+    by, th = c.by, (lambda name: c.alert(name).threshold)
+    return [
+        AlertRule(
+            "SollolNodeErrorRatioHigh", "warning",
+            f"more than {th('SollolNodeErrorRatioHigh'):.0%} of a node's requests fail, at {_number(c.min_request_rate)} requests/s or more "
+            "(so that one failure among three requests does not page).",
+            f"""node:sollol_request_errors:ratio_rate5m > {_number(th("SollolNodeErrorRatioHigh"))}
+and on ({by("node")}) node:sollol_requests:rate5m > {_number(c.min_request_rate)}""",
+            "An Ollama node fails too many requests.",
+            "{{ $value | humanizePercentage }} of the requests SOLLOL sent to {{ $labels.node }} failed over the last 5 minutes"
+            f" (threshold {th('SollolNodeErrorRatioHigh'):.0%}).",
+        ),
+        AlertRule(
+            "SollolModelLatencyHigh", "warning",
+            f"a model's p95 latency of unary requests is over {_number(th('SollolModelLatencyHigh'))} s. Streamed requests are left "
+            "out: their latency is the whole generation, long by nature.",
+            f'model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",streaming="false"}} > {_number(th("SollolModelLatencyHigh"))}',
+            "A model answers too slowly.",
+            "The 95th percentile latency of unary (not streamed) requests to {{ $labels.model }} is {{ $value | humanizeDuration }}"
+            f" (threshold {_number(th('SollolModelLatencyHigh'))}s).",
+        ),
     ]
 
 
@@ -372,8 +388,9 @@ def _wrap(text: str, indent: str, width: int = 116) -> list[str]:
     return [f"{indent}# {each}" for each in lines]
 
 
-def _group(name: str, comment: str) -> list[str]:
-    return [f"  - name: {name}", *(_wrap(comment, "    ") if comment else []), "    rules:"]
+def _group(name: str, comment: str, interval: str | None = None) -> list[str]:
+    return [f"  - name: {name}", *(_wrap(comment, "    ") if comment else []), *([f"    interval: {interval}"] if interval else []),
+            "    rules:"]
 
 
 def render_alerts(c: Config) -> str:
@@ -393,7 +410,8 @@ def render_alerts(c: Config) -> str:
                 settings = c.alert(rule.name)
                 out += _wrap(f"for {settings.for_}: {settings.why}.", "        ")
                 out.append(f"        for: {settings.for_}")
-            out += ["        labels:", f"          severity: {rule.severity}", "        annotations:"]
+            out += ["        labels:", f"          severity: {rule.severity}",
+                    *(f"          {key}: {_scalar(value)}" for key, value in rule.labels), "        annotations:"]
             out.append(f"          summary: {_scalar(rule.summary)}")
             out.append(f"          description: {_scalar(rule.description)}")
             out.append(f"          runbook_url: {_scalar(c.runbook(rule.name))}")
@@ -404,12 +422,16 @@ def render_alerts(c: Config) -> str:
 def render_recording(c: Config) -> str:
     out = [
         "# Recording rules for a SOLLOL cluster. Generated by mixin/generate.py from mixin/config.py: edit those, not this file.",
-        "# Every rule keeps the cluster and instance labels; each is used by a dashboard panel or an alert.",
+        "# Every rule keeps the cluster and instance labels (but the SLOs' constants, which Sloth writes without them); each",
+        "# is used by a dashboard panel or an alert.",
         "groups:",
     ]
-    for group, comment, rules in recording_groups(c):
-        out += _group(group, comment)
+    groups = [(name, comment, None, rules) for name, comment, rules in recording_groups(c)] + slos.recording_groups(c)
+    for group, comment, interval, rules in groups:
+        out += _group(group, comment, interval)
         for rule in rules:
+            if getattr(rule, "comment", ""):
+                out += _wrap(rule.comment, "      ")
             out.append(f"      - record: {rule.record}")
             out += _block("expr", rule.expr, "        ")
             if rule.labels:

@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DASHBOARDS = ROOT / "grafana" / "dashboards"
-ALL = {"$cluster": "c1", "$coordinator": ".*", "$backend": ".*", "$node": ".*", "$model": ".*", "$__rate_interval": "1m"}
+ALL = {"$cluster": "c1", "$coordinator": ".*", "$backend": ".*", "$node": ".*", "$model": ".*", "$slo": ".*", "$__rate_interval": "1m"}
 # Each metric below carries the labels the shipped scrape job gives it.
 TARGET = 'job="sollol",instance="exp:9877",cluster="c1"'
 
@@ -186,3 +186,81 @@ def test_stream_durations_have_their_own_panel(tmp_path):
               recorded("model", "m1", "true", "0.5", "120")]
     assert values(evaluate(tmp_path, inputs, panel_expr("sollol-requests", "Stream duration per model (p50, p95)", "B"))) == [240]
     assert values(evaluate(tmp_path, inputs, panel_expr("sollol-requests", "Stream duration per model (p50, p95)", "A"))) == [120]
+
+
+# --- the overview's top row and the SLO dashboard ---------------------------------------------------------------
+
+def slo_series(record: str, value: str, slo: str, window: str | None = None, **target: str) -> dict:
+    labels = {"instance": "exp:9877", "cluster": "c1", **target, "sloth_id": f"sollol-{slo}", "sloth_service": "sollol", "sloth_slo": slo}
+    if window:
+        labels["sloth_window"] = window
+    return {"series": record + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "values": f"{value}x40"}
+
+
+def slo_constants(slo: str, objective: float) -> list[dict]:
+    meta = f'{{sloth_id="sollol-{slo}",sloth_service="sollol",sloth_slo="{slo}"}}'
+    return [{"series": f"slo:objective:ratio{meta}", "values": f"{objective}x40"},
+            {"series": f"slo:error_budget:ratio{meta}", "values": f"{1 - objective:.10g}x40"},
+            {"series": f"slo:time_period:days{meta}", "values": "30x40"}]
+
+
+def test_the_overview_error_ratio_is_zero_while_nothing_fails_and_absent_without_traffic(tmp_path):
+    traffic = [series("sollol_requests_total", "0+10x40", node="a:11434", model="m1", operation="chat", outcome="success", streaming="false")]
+    assert values(evaluate(tmp_path, traffic, panel_expr("sollol-overview", "Error ratio"))) == [0]
+    failing = traffic + [series("sollol_requests_total", "0+10x40", node="a:11434", model="m1", operation="unknown", outcome="error", streaming="false")]
+    assert values(evaluate(tmp_path, failing, panel_expr("sollol-overview", "Error ratio"))) == [0.5]
+    assert evaluate(tmp_path, [REDIS], panel_expr("sollol-overview", "Error ratio")) == []
+
+
+def test_the_worst_slo_budget_follows_the_node_filter_and_keeps_slos_without_a_node(tmp_path):
+    inputs = [slo_series("slo:period_error_budget_remaining:ratio", "0.9", "node-availability", "30d", node="a:11434"),
+              slo_series("slo:period_error_budget_remaining:ratio", "-0.5", "node-availability", "30d", node="b:11434"),
+              slo_series("slo:period_error_budget_remaining:ratio", "0.4", "model-latency", "30d", model="m1")]
+    assert values(evaluate(tmp_path, inputs, panel_expr("sollol-overview", "Worst SLO budget"))) == [-0.5]
+    assert values(evaluate(tmp_path, inputs, panel_expr("sollol-overview", "Worst SLO budget", node="a:11434"))) == [0.4]
+
+
+SLO_TABLE = "SLOs by budget left"
+
+
+def test_the_slo_table_says_when_the_budget_is_gone_at_the_last_hour_s_burn_rate(tmp_path):
+    inputs = [*slo_constants("node-availability", 0.99),
+              # half the budget left, burning at 2x: 0.5 * 30 days / 2 = 7.5 days
+              slo_series("slo:period_error_budget_remaining:ratio", "0.5", "node-availability", "30d", node="a:11434"),
+              slo_series("slo:sli_error:ratio_rate1h", "0.02", "node-availability", "1h", node="a:11434"),
+              # not burning: never at this rate (a year, mapped to a text)
+              slo_series("slo:period_error_budget_remaining:ratio", "0.8", "node-availability", "30d", node="b:11434"),
+              slo_series("slo:sli_error:ratio_rate1h", "0", "node-availability", "1h", node="b:11434"),
+              # overspent: gone already
+              slo_series("slo:period_error_budget_remaining:ratio", "-1", "node-availability", "30d", node="c:11434"),
+              slo_series("slo:sli_error:ratio_rate1h", "0.05", "node-availability", "1h", node="c:11434")]
+    found = {f["labels"]["node"]: f["value"] for f in evaluate(tmp_path, inputs, panel_expr("sollol-slo", SLO_TABLE, "E"))}
+    assert found == {"a:11434": 7.5 * 86400, "b:11434": 365 * 86400, "c:11434": 0}
+    model = json.loads((DASHBOARDS / "sollol-slo.json").read_text())
+    (panel,) = [p for p in model["panels"] if p["title"] == SLO_TABLE]
+    (override,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Value #E"]
+    (mappings,) = [p["value"] for p in override["properties"] if p["id"] == "mappings"]
+    assert mappings[0]["options"][str(365 * 86400)]["text"] == "not at this rate"
+
+
+def test_the_slo_table_shows_the_objective_and_which_burn_alert_fires(tmp_path):
+    remaining = [slo_series("slo:period_error_budget_remaining:ratio", "0.5", "node-availability", "30d", node=node)
+                 for node in ("a:11434", "b:11434", "c:11434")]
+    alerts = [{"series": 'ALERTS{alertname="SollolNodeAvailabilityFastBurn",alertstate="firing",severity="critical",cluster="c1",'
+                         'instance="exp:9877",node="a:11434",sloth_id="sollol-node-availability",sloth_service="sollol",'
+                         'sloth_slo="node-availability",sloth_severity="page"}', "values": "1x40"},
+              {"series": 'ALERTS{alertname="SollolNodeAvailabilitySlowBurn",alertstate="firing",severity="warning",cluster="c1",'
+                         'instance="exp:9877",node="a:11434",sloth_id="sollol-node-availability",sloth_service="sollol",'
+                         'sloth_slo="node-availability",sloth_severity="ticket"}', "values": "1x40"},
+              {"series": 'ALERTS{alertname="SollolNodeAvailabilitySlowBurn",alertstate="firing",severity="warning",cluster="c1",'
+                         'instance="exp:9877",node="b:11434",sloth_id="sollol-node-availability",sloth_service="sollol",'
+                         'sloth_slo="node-availability",sloth_severity="ticket"}', "values": "1x40"},
+              # pending is not firing
+              {"series": 'ALERTS{alertname="SollolNodeAvailabilityFastBurn",alertstate="pending",severity="critical",cluster="c1",'
+                         'instance="exp:9877",node="c:11434",sloth_id="sollol-node-availability",sloth_service="sollol",'
+                         'sloth_slo="node-availability",sloth_severity="page"}', "values": "1x40"}]
+    inputs = [*slo_constants("node-availability", 0.99), *remaining, *alerts]
+    state = {f["labels"]["node"]: f["value"] for f in evaluate(tmp_path, inputs, panel_expr("sollol-slo", SLO_TABLE, "F"))}
+    assert state == {"a:11434": 2, "b:11434": 1, "c:11434": 0}
+    objective = {f["labels"]["node"]: f["value"] for f in evaluate(tmp_path, inputs, panel_expr("sollol-slo", SLO_TABLE, "B"))}
+    assert objective == {"a:11434": 0.99, "b:11434": 0.99, "c:11434": 0.99}

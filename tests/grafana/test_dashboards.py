@@ -32,8 +32,9 @@ def panels(dashboard):
         yield from panel.get("panels", [])
 
 
-def test_there_are_the_four_dashboards():
-    assert [p.name for p in DASHBOARDS] == ["sollol-exporter.json", "sollol-inference.json", "sollol-overview.json", "sollol-requests.json"]
+def test_there_are_the_five_dashboards():
+    assert [p.name for p in DASHBOARDS] == ["sollol-exporter.json", "sollol-inference.json", "sollol-overview.json", "sollol-requests.json",
+                                            "sollol-slo.json"]
 
 
 def test_committed_json_is_what_the_generator_writes():
@@ -52,7 +53,7 @@ def test_schema(path):
 def test_uids_are_unique_and_fixed():
     uids = [load(p)["uid"] for p in DASHBOARDS]
     assert len(set(uids)) == len(uids)
-    assert set(uids) == {"sollol-overview", "sollol-inference", "sollol-exporter", "sollol-requests"}
+    assert set(uids) == {"sollol-overview", "sollol-inference", "sollol-exporter", "sollol-requests", "sollol-slo"}
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
@@ -175,7 +176,9 @@ def queries(dashboard):
     return found
 
 
-METRIC = re.compile(r"(?<![\w:])(\w+:sollol_\w+:\w+|sollol_\w+|process_\w+|up)(?![\w:(])")
+METRIC = re.compile(r"(?<![\w:])(\w+:sollol_\w+:\w+|slo:\w+:\w+|sollol_\w+|process_\w+|up|ALERTS)(?![\w:(])")
+# The SLOs' constants (objective, error budget, period, Sloth's info series) have no cluster label, as Sloth writes them.
+CONSTANT = re.compile(r"(?<![\w:])(slo:(?:objective|error_budget|time_period):\w+|sloth_slo_info)(?![\w:(])")
 
 
 def unscoped(expr: str) -> list[str]:
@@ -183,10 +186,16 @@ def unscoped(expr: str) -> list[str]:
     problems = []
     marked = expr.replace(RAW_MATCHERS, "@RAW@").replace(RECORDED_MATCHERS, "@REC@")
     bare = re.sub(r'"(?:\\.|[^"\\])*"', '""', marked)  # the names inside strings are regex values, not metrics
+    constant_braces = {found.end() for found in CONSTANT.finditer(bare) if bare[found.end():].startswith("{")}
     for found in METRIC.finditer(bare):
-        if not bare[found.end():].startswith("{@REC@" if ":" in found.group(1) else "{@RAW@"):
+        if CONSTANT.fullmatch(found.group(1)):
+            if bare[found.end():].startswith(("{@RAW@", "{@REC@")):
+                problems.append(f"{found.group(1)} scoped")
+            continue
+        if not bare[found.end():].startswith("{@REC@" if ":" in found.group(1) or found.group(1) == "ALERTS" else "{@RAW@"):
             problems.append(found.group(1))
-    problems += [f"{{ at {brace.start()}" for brace in re.finditer(r"\{", bare) if not bare[brace.end():].startswith(("@RAW@", "@REC@"))]
+    problems += [f"{{ at {brace.start()}" for brace in re.finditer(r"\{", bare)
+                 if brace.start() not in constant_braces and not bare[brace.end():].startswith(("@RAW@", "@REC@"))]
     problems += re.findall(r"\b(?:cluster|instance)\b", re.sub(r"\$cluster\b|\bcluster:sollol_", "", bare))
     problems += ['job="sollol"'] if 'job="sollol"' in expr else []
     return problems
@@ -197,6 +206,10 @@ def test_the_scoping_check_catches_what_it_should():
         "sollol_requests_total", "node:sollol_requests:rate5m", "{ at 41"]
     assert unscoped('max by (instance) (up{job="sollol"})') == ["up", "{ at 21", "instance", 'job="sollol"']
     assert unscoped('sum(sollol_a{' + RAW_MATCHERS + '}) / sum(x:sollol_b:rate5m{' + RECORDED_MATCHERS + ',node="a"})') == []
+    assert unscoped('slo:sli_error:ratio_rate1h{sloth_slo="x"} / on (sloth_id) group_left slo:error_budget:ratio') == [
+        "slo:sli_error:ratio_rate1h", "{ at 26"]
+    assert unscoped('count(ALERTS{' + RECORDED_MATCHERS + '}) / on (sloth_id) group_left slo:objective:ratio{sloth_slo="x"}') == []
+    assert unscoped('slo:objective:ratio{' + RECORDED_MATCHERS + '}') == ["slo:objective:ratio scoped"]
 
 
 def test_every_selector_gets_the_job_and_cluster_matchers():
@@ -260,7 +273,7 @@ def test_dashboards_link_to_each_other_keeping_time_and_variables():
         for link in links:
             assert link["type"] == "link" and link["includeVars"] and link["keepTime"], (path.name, link)
     overview = load(ROOT / "grafana" / "dashboards" / "sollol-overview.json")
-    assert [link["url"] for link in overview["links"]] == ["/d/sollol-inference", "/d/sollol-requests", "/d/sollol-exporter"]
+    assert [link["url"] for link in overview["links"]] == ["/d/sollol-slo", "/d/sollol-inference", "/d/sollol-requests", "/d/sollol-exporter"]
 
 
 def data_links():
@@ -308,3 +321,58 @@ def test_every_recording_rule_is_used_by_a_panel_or_an_alert():
                  "coordinator:sollol_rpc_backend_up:ratio", "cluster:sollol_rpc_backend_up:ratio",
                  "node:sollol_ollama_node_requests:rate5m", "node:sollol_routing_node_selections:rate5m"):
         assert any(name in expr for expr in panel_exprs), name
+
+
+# --- every family the exporter serves is on a panel or in a rule --------------------------------------------------
+
+README = ROOT / "README.md"
+EXCEPTIONS_HEADER = "| Family | Why it is on no panel and in no rule |"
+
+
+def served_families() -> set[str]:
+    """The README's metric table, which tests/test_readme.py keeps equal to what the exporter serves."""
+    names = set()
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `sollol_") and len(cells) == 4:
+            names.update(re.findall(r"`(sollol_[a-z_]+)`", cells[0]))
+    return names
+
+
+def documented_exceptions() -> dict[str, str]:
+    """Family -> why, from the README's table of the families left off every panel and rule."""
+    lines = README.read_text().splitlines()
+    start = lines.index(EXCEPTIONS_HEADER) + 2
+    found = {}
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        names, why = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for name in re.findall(r"`(sollol_[a-z_]+)`", names):
+            found[name] = why
+    return found
+
+
+def used_families(families: set[str]) -> set[str]:
+    exprs = [expr for path in DASHBOARDS for _, expr in queries(load(path))]
+    for path in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            exprs += [text for rule in group["rules"] for text in (rule["expr"], rule.get("annotations", {}).get("description", ""))]
+    patterns = [pattern for expr in exprs for pattern in re.findall(r'__name__=~"([^"]+)"', expr)]
+    return {name for name in families
+            if any(re.search(rf"(?<![\w:]){name}(?:_bucket|_count|_sum)?(?![\w:])", expr) for expr in exprs)
+            or any(re.fullmatch(pattern, name) for pattern in patterns)}
+
+
+def test_every_family_is_on_a_panel_or_in_a_rule_but_a_dozen_named_with_why():
+    families = served_families()
+    assert len(families) > 100
+    exceptions = documented_exceptions()
+    assert exceptions.keys() <= families
+    assert len(exceptions) <= 12 and all(why for why in exceptions.values())
+    assert families - used_families(families) == set(exceptions), "left off every panel and rule, or listed but used"
+
+
+def test_the_coverage_check_sees_a_family_in_a_regex_and_a_histogram_by_its_series():
+    assert used_families({"sollol_dashboard_up", "sollol_request_duration_seconds", "sollol_no_such_family"}) == {
+        "sollol_dashboard_up", "sollol_request_duration_seconds"}

@@ -40,8 +40,10 @@ pytestmark = pytest.mark.llama
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOOP = "127.0.0.1"
 # Panels without a PromQL query, and why.
-NO_QUERY = {"Active alerts": "alert list panel: reads alerts from the Alertmanager data source, not PromQL"}
-SUBSTITUTIONS = {"$__rate_interval": "15s", "$__interval": "2s", "$coordinator": ".*", "$backend": ".*", "$node": ".*", "$model": ".*"}
+NO_QUERY = {"Active alerts": "alert list panel: reads alerts from the Alertmanager data source, not PromQL",
+            "Burn alerts": "alert list panel of the SLO alerts, from the Alertmanager data source"}
+SUBSTITUTIONS = {"$__rate_interval": "15s", "$__interval": "2s", "$coordinator": ".*", "$backend": ".*", "$node": ".*", "$model": ".*",
+                 "$slo": ".*"}
 # Every recorded series: the test Prometheus evaluates the rules every second.
 RECORDED = sorted({rule["record"] for group in yaml.safe_load((ROOT / "prometheus" / "rules" / "sollol-recording.yml").read_text())["groups"]
                    for rule in group["rules"]})

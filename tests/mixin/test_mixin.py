@@ -103,8 +103,11 @@ def test_the_cli_writes_a_rendered_set(tmp_path):
 
 def test_description_queries_are_scoped_to_the_alert_s_own_job_cluster_and_instance():
     text = render(KUBE)["sollol-alerts.yml"]
-    assert text.count("k8s_cluster='%s',instance='%s'") == 4
-    assert 'job=\\"monitoring/sollol-exporter\\"' in text
+    descriptions = "\n".join(rule["annotations"]["description"] for group in yaml.safe_load(text)["groups"] for rule in group["rules"])
+    # the exporter's series by job, cluster and instance; the SLOs' recorded budget (no job label) by cluster and instance
+    assert descriptions.count('{job=\\"monitoring/sollol-exporter\\",k8s_cluster=\'%s\',instance=\'%s\'') == 4
+    assert descriptions.count(",k8s_cluster='%s',instance='%s'") == 4 + 2 * len(KUBE.slos)
+    assert descriptions.count("$labels.k8s_cluster $labels.instance") == 4 + 2 * len(KUBE.slos)
 
 
 def test_a_runbook_base_with_an_anchor_is_refused_and_spaces_are_encoded():

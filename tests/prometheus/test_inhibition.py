@@ -28,6 +28,14 @@ def alert(name: str, severity: str, **labels: str) -> dict:
     return {"alertname": name, "severity": severity, "instance": INSTANCE, **labels}
 
 
+def burn(name: str, **target: str) -> dict:
+    """A burn-rate alert as the generated rules label it: its SLO (Sloth's labels) and level, no job label."""
+    stem, fast = re.fullmatch(r"Sollol(\w+?)(Fast|Slow)Burn", name).groups()
+    slo = re.sub(r"(?<!^)([A-Z])", r"-\1", stem).lower()
+    return alert(name, "critical" if fast == "Fast" else "warning", **target, sloth_id=f"sollol-{slo}", sloth_service="sollol",
+                 sloth_slo=slo, sloth_severity="page" if fast == "Fast" else "ticket")
+
+
 REDIS_DOWN = alert("SollolRedisDown", "critical", job="sollol")
 COORDINATOR_DOWN = alert("SollolCoordinatorDown", "critical", job="sollol", coordinator="main")
 EXPORTER_DOWN = alert("SollolExporterDown", "critical", job="sollol")
@@ -97,6 +105,42 @@ SCENARIOS = {
         [EXPORTER_DOWN, alert("SollolGpuTelemetryStale", "warning", node="10.0.0.5:11434"),
          alert("SollolRpcBackendDown", "critical", backend="10.0.0.45:50052", coordinator="main")],
         {0: None, 1: 0, 2: 0}),
+    "a-fast-burn-silences-the-slow-burn-of-its-own-slo-and-node-only": (
+        [burn("SollolNodeAvailabilityFastBurn", node="10.0.0.5:11434"),
+         burn("SollolNodeAvailabilitySlowBurn", node="10.0.0.5:11434"),
+         burn("SollolNodeAvailabilitySlowBurn", node="10.0.0.6:11434"),
+         alert("SollolOllamaNodeDown", "warning", job="sollol", node="10.0.0.5:11434")],
+        {0: None, 1: 0, 2: None, 3: None}),
+    "a-latency-page-leaves-the-availability-ticket-of-the-same-coordinator-and-model": (
+        [burn("SollolCoordinatorLatencyFastBurn", coordinator="main", model="tiny"),
+         burn("SollolCoordinatorAvailabilitySlowBurn", coordinator="main", model="tiny"),
+         burn("SollolCoordinatorLatencySlowBurn", coordinator="main", model="tiny"),
+         burn("SollolCoordinatorLatencySlowBurn", coordinator="main", model="big")],
+        {0: None, 1: None, 2: 0, 3: None}),
+    "a-model-s-latency-page-leaves-other-models": (
+        [burn("SollolModelLatencyFastBurn", model="m1"), burn("SollolModelLatencySlowBurn", model="m2"),
+         burn("SollolModelLatencySlowBurn", model="m1")],
+        {1: None, 2: 0}),
+    "coordinator-down-silences-the-slo-burns-of-its-models": (
+        [COORDINATOR_DOWN,
+         burn("SollolCoordinatorAvailabilityFastBurn", coordinator="main", model="tiny"),
+         burn("SollolCoordinatorLatencyFastBurn", coordinator="main", model="big"),
+         burn("SollolCoordinatorAvailabilitySlowBurn", coordinator="main", model="big"),
+         burn("SollolCoordinatorAvailabilityFastBurn", coordinator="other", model="tiny")],
+        {0: None, 1: 0, 2: 0, 3: 0, 4: None}),
+    "all-ollama-nodes-down-silences-each-node-s-burn": (
+        [NODES_ALL_DOWN, burn("SollolNodeAvailabilityFastBurn", node="10.0.0.5:11434"),
+         burn("SollolNodeAvailabilitySlowBurn", node="10.0.0.6:11434"), burn("SollolModelLatencyFastBurn", model="m1")],
+        {0: None, 1: 0, 2: 0, 3: None}),
+    "redis-down-leaves-the-applications-burn-and-an-application-s-page-leaves-other-warnings": (
+        [REDIS_DOWN, burn("SollolApplicationAvailabilityFastBurn", source="pool"),
+         burn("SollolApplicationAvailabilitySlowBurn", source="synaptic_llamas"),
+         alert("SollolRouterMetadataStale", "warning", job="sollol"),
+         alert("SollolApplicationStoppedHeartbeating", "warning", job="sollol", app="A", router_type="IntelligentRouter")],
+        {1: None, 2: None, 3: 0, 4: None}),
+    "exporter-down-silences-the-burns-it-reported": (
+        [EXPORTER_DOWN, burn("SollolNodeAvailabilityFastBurn", node="10.0.0.5:11434")],
+        {0: None, 1: 0}),
     "redis-down-of-one-exporter-leaves-another-exporter": (
         [REDIS_DOWN, {**alert("SollolRouterMetadataStale", "warning", job="sollol"), "instance": "other:9877"}],
         {1: None}),
@@ -151,19 +195,22 @@ def test_an_alert_is_silenced_by_what_explains_it_and_by_nothing_else(alert_stat
 
 
 def identifying_labels_of_every_alert() -> set[str]:
-    """Every label a firing alert carries in the promtool unit tests, other than those that describe rather than
-    identify (severity, state, quantile, streaming) and `job` (alerts read from recording rules do not carry it)."""
-    tests = yaml.safe_load((PROM / "tests" / "sollol-alerts.test.yml").read_text())["tests"]
+    """Every label a firing alert carries in the promtool unit tests (the optional alerts' too), other than those that
+    describe rather than identify (severity, sloth_severity, state, quantile, streaming) and `job` (alerts read from
+    recording rules do not carry it)."""
+    files = [*sorted((PROM / "tests").glob("*.yml")), *sorted((PROM / "tests" / "optional").glob("*.yml"))]
+    tests = [case for path in files for case in yaml.safe_load(path.read_text())["tests"]]
     labels = {name for case in tests for check in case.get("alert_rule_test", []) for exp in check["exp_alerts"]
               for name in exp.get("exp_labels", {})}
-    return labels - {"severity", "state", "quantile", "streaming", "job"}
+    return labels - {"severity", "sloth_severity", "state", "quantile", "streaming", "job"}
 
 
 def test_critical_silences_warning_only_when_every_identifying_label_is_equal():
     rules = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())["inhibit_rules"]
     (rule,) = [r for r in rules if r["source_matchers"] == ['severity="critical"']]
     identifying = identifying_labels_of_every_alert()
-    assert {"cluster", "instance", "node", "model", "app", "collector", "backend", "coordinator", "gpu"} <= identifying
+    assert {"cluster", "instance", "node", "model", "app", "collector", "backend", "coordinator", "gpu", "source",
+            "sloth_id", "sloth_service", "sloth_slo"} <= identifying
     assert identifying <= set(rule["equal"]), identifying - set(rule["equal"])
 
 
