@@ -174,6 +174,7 @@ ALERTS: dict[str, Alert] = {
         "not one slow batch", threshold=30),
     "SollolCoordinatorQueueBackingUp": Alert("10m", "llama-server defers a request when every slot is busy; 10m of it means it cannot keep up"),
     "SollolEventsSilent": Alert("10m", "SOLLOL's own counters and the events cover the same 10 minutes"),
+    "SollolEventsSubscriptionLost": Alert("0m", "a lost subscription is a fact at once: the hour's request figures are short"),
     "SollolExporterDown": Alert("2m", "eight failed scrapes"),
     "SollolExporterAbsent": Alert("5m", "a target missing for 5 minutes is a configuration change, not a restart"),
     "SollolExporterConfigReloadFailed": Alert(

@@ -195,6 +195,15 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
                 "llama-server {{ $labels.coordinator }} has had {{ $value }} requests waiting for a slot for " + _minutes(c, "SollolCoordinatorQueueBackingUp") + ".",
             ),
             AlertRule(
+                "SollolEventsSubscriptionLost", "info",
+                "Redis dropped the exporter's subscription (a burst past its output buffer, a restart): events published "
+                "until it subscribed again were not counted, so this hour's request rates, ratios and SLO figures are short.",
+                f"increase({_m(c, 'sollol_events_subscription_losses_total')}[1h]) > 0",
+                "Activity events were lost.",
+                "{{ $labels." + inst + " }} lost its subscription to SOLLOL's event channels {{ $value | humanize }} times in the "
+                "last hour; request figures for that hour are short.",
+            ),
+            AlertRule(
                 "SollolEventsSilent", "warning",
                 "SOLLOL's own request counters grow while no activity event arrives: the subscriber is broken, or SOLLOL stopped "
                 "publishing (another Redis, SOLLOL_REDIS_URL unset). Only where the exporter subscribes at all.",
