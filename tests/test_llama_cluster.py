@@ -17,6 +17,7 @@ from sollol_exporter.scrape import Scraper
 from tests.support import llama
 from tests.support.collect import base_config, collect, make_config, text_of
 from tests.support.exporter import one_hot, parse, value
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.llama
 LOOP = "127.0.0.1"
@@ -96,7 +97,7 @@ def test_probing_never_delays_a_coordinator_start(tmp_path, redis_db, tiny_model
         return elapsed
 
     baseline = min(start_time() for _ in range(2))
-    port = llama.free_port()
+    port = free_port()
     scraper = scraper_for(tmp_path, redis_db.url, port, workers)
     stop = threading.Event()
     scrapes = []
@@ -145,7 +146,7 @@ def test_killed_worker_is_refused_within_one_scrape(tmp_path, redis_db, coordina
 
 def test_loading_coordinator_is_reported_as_loading(tmp_path, redis_db, workers):
     model = llama.write_tiny_model(tmp_path / "slow.gguf", **llama.SLOW_LOAD)
-    port = llama.free_port()
+    port = free_port()
     scraper = scraper_for(tmp_path, redis_db.url, port, workers)
     proc = llama.start_llama_server(model, port=port, rpc=[(LOOP, w.port) for w in workers], log_dir=tmp_path, wait=None)
     states = []

@@ -3,6 +3,7 @@ never quoting a secret), the command line's checks, and TLS on the node agent's 
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.net import free_port, stop_process
-from tests.support.tls import bcrypt_hash, make_certificates, tls_section
+from tests.support.tls import bcrypt_hash, handshake, make_certificates, tls_section
 
 LOOP = "127.0.0.1"
 
@@ -84,7 +85,14 @@ def test_inline_certificate_and_key(tmp_path, certs):
     path = write(tmp_path, yaml.safe_dump({"tls_server_config": {
         "cert": certs.server.cert.read_text(), "key": certs.server.key.read_text(),
         "client_ca": certs.ca.read_text(), "client_auth_type": "VerifyClientCertIfGiven"}}))
-    assert load(path).context is not None
+    context = load(path).context
+    presented, _ = handshake(context, certs.ca)
+    assert presented == ssl.PEM_cert_to_DER_cert(certs.server.cert.read_text())  # the inline certificate
+    assert handshake(context, certs.ca)[1] is None  # a client certificate only if given...
+    _, accepted = handshake(context, certs.ca, certs.client)
+    assert dict(field[0] for field in accepted["subject"])["commonName"] == "prometheus"
+    with pytest.raises(ssl.SSLError):  # ...and then checked against the inline client_ca
+        handshake(context, certs.ca, certs.stranger)
 
 
 def test_empty_file_means_no_tls_and_no_auth(tmp_path):

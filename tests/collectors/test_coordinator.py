@@ -1,38 +1,28 @@
 """The coordinator collector renders each coordinator's /metrics under its own `coordinator` label."""
 
-from prometheus_client.exposition import generate_latest
-
 from sollol_exporter.collectors.coordinator import CoordinatorCollector
 from sollol_exporter.snapshot import RedisStatus, Snapshot, frozen
 from sollol_exporter.sources.coordinator import Reading, translate
-from tests.support.exporter import parse, series
+from tests.support.collect import rendered
+from tests.support.exporter import series
 
 
-class _Families:
-    def __init__(self, families):
-        self.families = families
-
-    def collect(self):
-        return self.families
-
-
-def render(bodies: dict[str, str]) -> str:
+def render(bodies: dict[str, str]) -> dict:
     readings = {}
     for name, body in bodies.items():
         samples, invalid, dropped = translate(body)
         readings[name] = Reading("ok", 0.01, metrics_up=1.0, samples=samples, invalid_entries=invalid, dropped_entries=dropped)
-    snapshot = Snapshot(now=0.0, budget=10.0, redis=RedisStatus(True), coordinators=frozen(readings))
-    return generate_latest(_Families(CoordinatorCollector().collect(snapshot))).decode()
+    return rendered(CoordinatorCollector(), Snapshot(now=0.0, budget=10.0, redis=RedisStatus(True), coordinators=frozen(readings)))
 
 
 def test_a_coordinator_with_other_label_names_keeps_no_one_elses_series_out():
-    text = render({"a-spoof": 'llamacpp:requests_processing{coordinator="plain",slot="0"} 99\n',
+    samples = render({"a-spoof": 'llamacpp:requests_processing{coordinator="plain",slot="0"} 99\n',
                    "plain": "llamacpp:requests_processing 1\n"})
-    found = {tuple((k, v) for k, v in labels if v): count for labels, count in series(parse(text), "sollol_coordinator_requests_processing").items()}
+    found = {tuple((k, v) for k, v in labels if v): count for labels, count in series(samples, "sollol_coordinator_requests_processing").items()}
     assert found == {(("coordinator", "plain"),): 1,
                      (("coordinator", "a-spoof"), ("exported_coordinator", "plain"), ("slot", "0")): 99}
 
 
 def test_each_coordinator_keeps_its_own_series():
-    text = render({"one": "llamacpp:tokens_predicted_total 5\n", "two": "llamacpp:tokens_predicted_total 7\n"})
-    assert series(parse(text), "sollol_coordinator_tokens_predicted_total") == {(("coordinator", "one"),): 5, (("coordinator", "two"),): 7}
+    samples = render({"one": "llamacpp:tokens_predicted_total 5\n", "two": "llamacpp:tokens_predicted_total 7\n"})
+    assert series(samples, "sollol_coordinator_tokens_predicted_total") == {(("coordinator", "one"),): 5, (("coordinator", "two"),): 7}

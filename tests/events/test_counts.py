@@ -279,24 +279,30 @@ def test_a_replaced_subscriber_counts_nothing_and_cannot_unset_subscribed():
 
 def test_stopping_the_old_subscriber_does_not_hold_the_cluster_lock():
     import threading
-    import time
 
     from sollol_exporter.cluster import ClusterState
 
-    class SlowToStop:
+    stopping, release = threading.Event(), threading.Event()
+
+    class StopsWhenReleased:
         def stop(self):
-            time.sleep(1.0)
+            stopping.set()
+            release.wait(30)
 
     cluster = ClusterState(3600, 60)
-    cluster.subscribe(("a",), SlowToStop)
-    worker = threading.Thread(target=cluster.subscribe, args=(("b",), SlowToStop))
+    cluster.subscribe(("a",), StopsWhenReleased)
+    worker = threading.Thread(target=cluster.subscribe, args=(("b",), StopsWhenReleased))
     worker.start()
-    time.sleep(0.1)
-    started = time.monotonic()
-    with cluster.lock:  # what a scrape's snapshot takes
-        waited = time.monotonic() - started
-    worker.join()
-    assert waited < 0.5
+    try:
+        assert stopping.wait(10), "the old subscriber was never stopped"
+        # The old subscriber is still stopping: what a scrape's snapshot takes is free all the same. The timeout
+        # only keeps a regression from hanging the run.
+        assert cluster.lock.acquire(timeout=10), "the cluster lock is held while the old subscriber stops"
+        cluster.lock.release()
+    finally:
+        release.set()
+        worker.join(10)
+    assert not worker.is_alive()
 
 
 def test_a_batch_counts_as_its_messages_one_by_one_would():

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.collect import base_config
 from tests.support.exporter import series, value
-from tests.support.net import wait_for
+from tests.support.net import free_port, wait_for
 from tests.support.replay import OllamaChatRoute, ReplayServer, ollama_routes
 from tests.support.sollol_package import drive
 
@@ -150,7 +150,7 @@ def summed(bucket_sets) -> dict[float, float]:
 def test_llama_cpp_coordinator_requests_latency_and_lifecycle(start_exporter, redis_db, tiny_model, workers):
     from tests.support import llama
 
-    port = llama.free_port()
+    port = free_port()
     exporter = start_exporter(base_config(redis_db.url, ollama={"discover": False}, rpc_backends={"discover": False},
                                           coordinators=[{"url": f"http://127.0.0.1:{port}", "name": "tiny-coordinator"}]))
     wait_for(lambda: value(exporter.scrape(), "sollol_events_subscribed") == 1, 10, what="subscribed")

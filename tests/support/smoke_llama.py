@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, for the tests package
 
-import llama  # noqa: E402
+from tests.support import llama  # noqa: E402
 
 
 def pgrep(pattern: str) -> list[str]:
@@ -105,7 +105,7 @@ def held_worker(work: Path, logs: Path) -> None:
                   f"http listening={llama.listening(srv.port)} worker listen_queue={llama.listen_queue(w2.port)}")
             holder.close()
             released = time.monotonic()
-            llama.wait_for(lambda: llama.health(srv.port) == 200, timeout=30, proc=srv, what="ready")
+            srv.wait_until(lambda: llama.health(srv.port) == 200, timeout=30, what="ready")
             print(f"  ready {time.monotonic() - released:.2f}s after the holder closed")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -58,6 +59,29 @@ def make_certificates(directory: Path) -> Certificates:
     other.cert_pem.write_to_path(str(directory / "other-ca.crt"))
     return Certificates(directory / "ca.crt", pair("server", server), pair("client", client), pair("stranger", stranger),
                         directory / "other-ca.crt")
+
+
+def handshake(server: ssl.SSLContext, ca: Path, client: Pair | None = None) -> tuple[bytes, dict | None]:
+    """A TLS handshake in memory between `server` and a client that trusts `ca` (presenting `client` if given):
+    (the server certificate the client received, DER; the client certificate the server accepted, or None).
+    Raises ssl.SSLError when either side refuses the other."""
+    client_context = ssl.create_default_context(cafile=str(ca))
+    if client is not None:
+        client_context.load_cert_chain(*client.requests_cert)
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_end = client_context.wrap_bio(to_client, to_server, server_hostname="localhost")
+    server_end = server.wrap_bio(to_server, to_client, server_side=True)
+    pending = [client_end, server_end]
+    for _ in range(10):  # TLS 1.2 and 1.3 both finish within a few flights
+        for end in list(pending):
+            try:
+                end.do_handshake()
+                pending.remove(end)
+            except ssl.SSLWantReadError:
+                pass
+        if not pending:
+            return client_end.getpeercert(binary_form=True), server_end.getpeercert() or None
+    raise AssertionError("the TLS handshake did not finish")
 
 
 def bcrypt_hash(password: str) -> str:
