@@ -401,13 +401,16 @@ def test_a_flood_of_wrong_passwords_does_not_delay_cached_credentials():
         thread.start()
     try:
         time.sleep(0.3)
+        started = time.monotonic()
+        bcrypt.checkpw(b"wrong", users["prometheus"].encode())
+        one_check = time.monotonic() - started  # under the same load: a verify that waited for a check takes longer
         worst = 0.0
         for _ in range(10):
             started = time.monotonic()
             assert auth.verify(users, header("right"))
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.02)
-        assert worst < 0.03, worst
+        assert worst < one_check, (worst, one_check)
     finally:
         stop.set()
         for thread in flooders:
