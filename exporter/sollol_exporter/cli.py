@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import logging
 import os
 import resource
@@ -12,7 +13,7 @@ import signal
 import sys
 import threading
 
-from sollol_exporter import __version__, agent, config, logs
+from sollol_exporter import __version__, config, logs
 from sollol_exporter.app import State
 from sollol_exporter.build import revision
 from sollol_exporter.collectors import OPTIONAL as OPTIONAL_COLLECTORS
@@ -99,6 +100,8 @@ def _non_negative(text: str) -> int:
 
 
 def agent_parser() -> argparse.ArgumentParser:
+    from sollol_exporter import agent  # with grpc: only the agent pays for it
+
     p = argparse.ArgumentParser(
         prog="sollol-exporter agent",
         description="gRPC health service (grpc.health.v1) for the rpc-server workers on this host.",
@@ -138,6 +141,8 @@ def _raise_open_files_limit() -> int:
 
 
 def run_agent(argv: list[str]) -> int:
+    from sollol_exporter import agent
+
     args = agent_parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     web = _load_web_config(args.web_config)
@@ -207,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
+    gc.freeze()  # what start-up made lives for the process: the collector need not walk it at every scrape
     log.info("listening", extra=logs.fields(address=args.listen, version=__version__, revision=revision(),
                                             config=args.config_file or "(defaults)", telemetry_path=args.telemetry_path,
                                             disabled_collectors=",".join(sorted(disabled)) or "none",

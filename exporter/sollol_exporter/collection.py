@@ -25,7 +25,7 @@ from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources.bundle import COORDINATORS, DASHBOARD, OLLAMA, REDIS, WORKERS, RedisResult, Sources
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import Reading as OllamaReading
-from sollol_exporter.workers import Worker, classify
+from sollol_exporter.workers import Worker, address_order, classify
 
 log = logging.getLogger(__name__)
 REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
@@ -54,14 +54,14 @@ class WorkerPass:
             # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
             wait(list(self.coordinator_futures.values()), timeout=max(0.0, (self.deadline - time.monotonic()) / 3))
             handshakes = self._handshake_targets()
-        by_probe: dict[str, list[Target]] = {"ggml": [w.target for w in self.workers.values() if w.target in handshakes]}
+        by_probe: dict[str, list[Target]] = {"ggml": [], "grpc": [], "tcp": []}
         for worker in self.workers.values():
-            if worker.target not in handshakes:
-                by_probe.setdefault("grpc" if worker.probe == "grpc" else "tcp", []).append(worker.target)
+            kind = "ggml" if handshakes and worker.target in handshakes else "grpc" if worker.probe == "grpc" else "tcp"
+            by_probe[kind].append(worker.target)
         limits = {"tcp": cfg.max_concurrency, "grpc": 32, "ggml": 16}
         # ggml first: its results decide nothing else, but a worker is only ever probed one way per pass
         for kind in ("ggml", "grpc", "tcp"):
-            targets = by_probe.get(kind)
+            targets = by_probe[kind]
             if targets:
                 PROBERS[kind](targets, cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
         self.sources.cluster.record_handshakes({t: self.results[t] for t in handshakes if t in self.results}, time.time(),
@@ -269,11 +269,12 @@ class Collection:
     def _backends(self, workers_now: dict[Address, Worker], coordinators: dict, elapsed: float) -> dict[Address, Backend]:
         up = {name for name, reading in coordinators.items() if reading.state in coordinator_source.UP_STATES}
         results = dict(self.worker_pass.results) if self.worker_pass is not None else {}
+        not_in_time = ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
         backends = {}
-        for address, worker in sorted(workers_now.items()):
-            result = results.get(worker.target) or ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
-            state = classify(result, worker.probe, bool(worker.coordinators & up))
-            backends[address] = Backend(worker.target, worker.probe, frozenset(worker.sources), frozenset(worker.coordinators), result, state)
+        for address, worker in sorted(workers_now.items(), key=address_order):  # already in order: a cheap pass
+            result = results.get(worker.target) or not_in_time
+            state = classify(result, worker.probe, not worker.coordinators.isdisjoint(up))
+            backends[address] = Backend(worker.target, worker.probe, worker.sources, worker.coordinators, result, state)
         return backends
 
 

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from prometheus_client.exposition import choose_encoder
 
 from sollol_exporter import __version__
 from sollol_exporter.app import State
 from sollol_exporter.build import revision
 from sollol_exporter.config import Config
+from sollol_exporter.exposition import choose_encoder
 from sollol_exporter.web import protocol
 from sollol_exporter.web.gate import BasicAuthGate
 from sollol_exporter.web.protocol import Request, Response

@@ -16,10 +16,10 @@ up = 1 for reachable, busy and serving.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
-from sollol_exporter.config import Config, coordinator_label
+from sollol_exporter.config import Config, RpcBackendConfig, coordinator_label
 from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.probes import BUSY, DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
@@ -29,35 +29,41 @@ UP_STATES = (REACHABLE, BUSY, SERVING)
 DEFAULT_AGENT_PORT = 50051
 
 
-@dataclass
+@dataclass(frozen=True)
 class Worker:
-    """A worker to probe: how, where it was named, which coordinators it serves."""
+    """A worker to probe: how, where it was named, which coordinators it serves. Shared by the scrapes until the
+    set of workers changes, hence frozen."""
 
     target: Target
     probe: str = "tcp"
-    sources: set[str] = field(default_factory=set)
-    coordinators: set[str] = field(default_factory=set)
+    sources: frozenset[str] = frozenset()
+    coordinators: frozenset[str] = frozenset()
+
+
+def address_order(item: tuple[Address, object]) -> tuple[str, int]:
+    """Sort key for (address, value) pairs: the order of Address itself, without its slow generated comparisons."""
+    return item[0].host, item[0].port
 
 
 def workers(config: Config, coordinator_names: list[str], from_metadata: Iterable[Address],
             registry_keys: Iterable[str]) -> tuple[dict[Address, Worker], int]:
-    """Every worker to probe, and how many registration keys did not name one."""
+    """Every worker to probe, in address order, and how many registration keys did not name one."""
     rpc = config.rpc_backends
-    found: dict[Address, Worker] = {}
+    found: dict[Address, tuple[set[str], set[str]]] = {}  # address -> (sources, coordinators)
 
     def add(address: Address, source: str, coordinators: Iterable[str]) -> None:
-        worker = found.setdefault(address, Worker(Target(address), probe=rpc.probe))
-        worker.sources.add(source)
-        worker.coordinators.update(coordinators)
+        sources, serves = found.setdefault(address, (set(), set()))
+        sources.add(source)
+        serves.update(coordinators)
 
     for coordinator in config.coordinators:
         for entry in coordinator.rpc_backends:
             add(parse_address(entry, 50052), "config", [coordinator_label(coordinator)])
-    static = {}
-    for entry in rpc.static:
-        address = parse_address(entry.address, 50052)
+    static: dict[Address, RpcBackendConfig] = {}
+    for backend in rpc.static:
+        address = parse_address(backend.address, 50052)
         add(address, "config", coordinator_names)
-        static[address] = entry
+        static[address] = backend
     invalid = 0
     if rpc.discover:
         for address in from_metadata:
@@ -67,16 +73,18 @@ def workers(config: Config, coordinator_names: list[str], from_metadata: Iterabl
                 add(parse_address(key, 50052), "registry", coordinator_names)
             except ValueError:
                 invalid += 1
-    for address, worker in found.items():
-        entry = static.get(address)
-        if entry is not None and entry.probe:
-            worker.probe = entry.probe
-        if worker.probe == "grpc":  # ggml workers fall back to tcp between handshakes
-            grpc = entry.grpc if entry is not None and (entry.grpc.port or entry.grpc.service) else rpc.grpc
+    built: dict[Address, Worker] = {}
+    for address, (sources, serves) in sorted(found.items(), key=address_order):
+        listed = static.get(address)
+        probe = listed.probe if listed is not None and listed.probe else rpc.probe
+        target = Target(address)
+        if probe == "grpc":  # ggml workers fall back to tcp between handshakes
+            grpc = listed.grpc if listed is not None and (listed.grpc.port or listed.grpc.service) else rpc.grpc
             port = grpc.port or rpc.grpc.port or DEFAULT_AGENT_PORT
             service = grpc.service or rpc.grpc.service or f"rpc-server:{address.port}"
-            worker.target = Target(address, Address(address.host, port), service)
-    return found, invalid
+            target = Target(address, Address(address.host, port), service)
+        built[address] = Worker(target, probe, frozenset(sources), frozenset(serves))
+    return built, invalid
 
 
 def classify(result: ProbeResult, probe: str, coordinator_up: bool) -> str:

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import time
 
 import pytest
@@ -35,3 +37,19 @@ def test_unknown_service_is_not_serving(health_server):
 def test_nothing_listening_is_refused():
     address = Address("127.0.0.1", free_port())
     assert grpc_health.probe_one(address, "", 2).outcome == REFUSED
+
+
+def test_grpc_is_loaded_by_the_first_grpc_probe_not_at_start():
+    """grpc costs about 12 MB of memory: an exporter that never probes over gRPC must not load it."""
+    port = free_port()
+    script = f"""
+import sys, time
+import sollol_exporter.cli, sollol_exporter.app, sollol_exporter.collection
+from sollol_exporter.labels import Address
+from sollol_exporter.probes import Target, dispatch
+print("grpc" in sys.modules)
+result = dispatch.PROBERS["grpc"]([Target(Address("127.0.0.1", {port}), None, "")], 2, time.monotonic() + 3)
+print("grpc" in sys.modules, next(iter(result.values())).outcome)
+"""
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert output.split() == ["False", "True", REFUSED]

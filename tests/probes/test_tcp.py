@@ -98,3 +98,107 @@ def test_results_are_reported_as_they_come_in():
     finally:
         listener.close()
         close_listener(blackhole)
+
+
+def _no_lookup(host, port, type):
+    raise AssertionError(f"{host} was looked up")
+
+
+def test_ip_literals_connect_without_a_name_lookup():
+    v4 = socket.socket()
+    v4.bind(("127.0.0.1", 0))
+    v4.listen(4)
+    targets = [Target(Address("127.0.0.1", v4.getsockname()[1]))]
+    v6 = None
+    if socket.has_ipv6:
+        try:
+            v6 = socket.socket(socket.AF_INET6)
+            v6.bind(("::1", 0))
+            v6.listen(4)
+            targets.append(Target(Address("::1", v6.getsockname()[1])))
+        except OSError:  # no IPv6 loopback here: the IPv4 literal still counts
+            v6.close()
+            v6 = None
+    try:
+        results = tcp.probe_all(targets, timeout=1, deadline=time.monotonic() + 2, resolver=_no_lookup)
+        assert [results[t].outcome for t in targets] == [OK] * len(targets)
+    finally:
+        v4.close()
+        if v6 is not None:
+            v6.close()
+
+
+def test_targets_with_one_address_share_one_connect():
+    """Two targets that connect to the same place (two health services beside one worker, say) cost one connect;
+    each gets the result and each is reported."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.5)
+    here = Address("127.0.0.1", listener.getsockname()[1])
+    first, second = Target(Address("10.0.0.1", 50052), here, "a"), Target(Address("10.0.0.2", 50052), here, "b")
+    reported = []
+    try:
+        results = tcp.probe_all([first, second], timeout=1, deadline=time.monotonic() + 2,
+                                report=lambda target, result: reported.append((target, result.outcome)))
+        assert results[first].outcome == results[second].outcome == OK
+        assert sorted(reported) == sorted([(first, OK), (second, OK)])
+        listener.accept()[0].close()
+        try:
+            listener.accept()[0].close()
+            raise AssertionError("a second connect was made")
+        except TimeoutError:
+            pass
+    finally:
+        listener.close()
+
+
+def test_no_more_than_limit_connects_at_once():
+    """With limit 2, four blackholed workers time out two by two: twice the probe timeout, not once."""
+    blackholes = [full_listener() for _ in range(4)]
+    targets = [Target(Address("127.0.0.1", port)) for _, port in blackholes]
+    try:
+        started = time.monotonic()
+        results = tcp.probe_all(targets, timeout=0.3, deadline=time.monotonic() + 5, limit=2)
+        elapsed = time.monotonic() - started
+        assert [results[t].outcome for t in targets] == [TIMEOUT] * 4
+        assert elapsed >= 0.55
+    finally:
+        for listener, _ in blackholes:
+            close_listener(listener)
+
+
+def test_targets_still_waiting_when_the_deadline_comes_are_not_started():
+    (first, first_port), (second, second_port) = full_listener(), full_listener()
+    try:
+        results = tcp.probe_all([Target(Address("127.0.0.1", first_port)), Target(Address("127.0.0.1", second_port))], timeout=5,
+                                deadline=time.monotonic() + 0.3, limit=1)
+        assert results[Target(Address("127.0.0.1", first_port))].detail == "connect timed out"
+        assert results[Target(Address("127.0.0.1", second_port))].outcome == TIMEOUT
+        assert results[Target(Address("127.0.0.1", second_port))].detail == "scrape deadline reached before the probe"
+    finally:
+        close_listener(first)
+        close_listener(second)
+
+
+def test_a_thousand_workers_in_one_pass_each_get_their_own_answer():
+    """Open, refused and blackholed workers mixed in one pass: each gets its own answer."""
+    listeners = []
+    for _ in range(600):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listeners.append(listener)
+    refused = [free_port() for _ in range(390)]
+    blackholes = [full_listener() for _ in range(10)]
+    expected = {Target(Address("127.0.0.1", l.getsockname()[1])): OK for l in listeners}
+    expected |= {Target(Address("127.0.0.1", port)): REFUSED for port in refused}
+    expected |= {Target(Address("127.0.0.1", port)): TIMEOUT for _, port in blackholes}
+    try:
+        results = tcp.probe_all(list(expected), timeout=0.5, deadline=time.monotonic() + 5)
+        assert {t: r.outcome for t, r in results.items()} == expected
+    finally:
+        for listener in listeners:
+            listener.close()
+        for listener, _ in blackholes:
+            close_listener(listener)

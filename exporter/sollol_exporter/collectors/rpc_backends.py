@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.samples import Sample
 
 from sollol_exporter.presence import COORDINATOR
+from sollol_exporter.probes import Target
 from sollol_exporter.probes.ggml_rpc import incompatible, protocol_for_build
 from sollol_exporter.snapshot import is_expected
-from sollol_exporter.workers import STATES, UP_STATES
+from sollol_exporter.workers import STATES, UP_STATES, address_order
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A worker's series that change only with its state, probe, sources or coordinators (all but the probe
+    duration): built when one of those changes, else taken from the previous scrape. With a thousand workers
+    this is most of the exporter's samples."""
+
+    key: tuple
+    labels: dict[str, str]
+    up: Sample
+    states: tuple[Sample, ...]
+    info: Sample
+    serves: tuple[Sample, ...]
 
 
 class RpcBackendsCollector:
     name = "rpc_backends"
+
+    def __init__(self) -> None:
+        self._kept: dict[Target, _Rows] = {}  # the last scrape's rows, replaced whole (scrapes may run at once)
 
     def collect(self, s):
         up = GaugeMetricFamily("sollol_rpc_backend_up", "1 if the worker is reachable, busy serving its coordinator, or SERVING.", labels=["backend"])
@@ -30,16 +51,23 @@ class RpcBackendsCollector:
             "The coordinators each worker serves (from coordinators[].rpc_backends, else every configured one that is not absent); always 1.",
             labels=["backend", "coordinator"],
         )
-        for address, backend in sorted(s.backends.items()):
-            name = str(address)
-            up.add_metric([name], 1.0 if backend.state in UP_STATES else 0.0)
-            for each in STATES:
-                state.add_metric([name, each], 1.0 if each == backend.state else 0.0)
-            duration.add_metric([name], backend.result.duration)
-            info.add_metric([name, backend.probe, ",".join(sorted(backend.sources))], 1.0)
-            for coordinator in sorted(backend.coordinators):
-                if is_expected(s, COORDINATOR, coordinator):  # an absent coordinator serves nobody
-                    serves.add_metric([name, coordinator], 1.0)
+        expected = {name: is_expected(s, COORDINATOR, name) for name in {c for b in s.backends.values() for c in b.coordinators}}
+        previous, kept = self._kept, {}
+        up_add, states_add, duration_add = up.samples.append, state.samples.extend, duration.samples.append
+        info_add, serves_add = info.samples.append, serves.samples.extend
+        for address, backend in sorted(s.backends.items(), key=address_order):
+            serving = tuple(c for c in sorted(backend.coordinators) if expected[c])  # an absent coordinator serves nobody
+            key = (backend.state, backend.probe, backend.sources, serving)
+            rows = previous.get(backend.target)
+            if rows is None or rows.key != key:
+                rows = _rows(str(address), key)
+            kept[backend.target] = rows
+            up_add(rows.up)
+            states_add(rows.states)
+            duration_add(Sample(duration.name, rows.labels, backend.result.duration))
+            info_add(rows.info)
+            serves_add(rows.serves)
+        self._kept = kept
         return [up, state, duration, info, serves, *self._handshakes(s)]
 
     def _handshakes(self, s):
@@ -70,6 +98,18 @@ class RpcBackendsCollector:
                 if worker and expected:
                     skew.add_metric([backend, name], 1.0 if incompatible(expected, worker) else 0.0)
         return [protocol, devices, free, total, when, skew]
+
+
+def _rows(backend: str, key: tuple) -> _Rows:
+    current, probe, sources, serving = key
+    labels = {"backend": backend}
+    return _Rows(
+        key, labels,
+        Sample("sollol_rpc_backend_up", labels, 1.0 if current in UP_STATES else 0.0),
+        tuple(Sample("sollol_rpc_backend_state", {"backend": backend, "state": each}, 1.0 if each == current else 0.0) for each in STATES),
+        Sample("sollol_rpc_backend_info", {"backend": backend, "probe": probe, "source": ",".join(sorted(sources))}, 1.0),
+        tuple(Sample("sollol_rpc_backend_coordinator_info", {"backend": backend, "coordinator": c}, 1.0) for c in serving),
+    )
 
 
 def _version(text: str) -> tuple[int, int, int] | None:

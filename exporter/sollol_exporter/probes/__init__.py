@@ -10,12 +10,12 @@ never left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sollol_exporter.labels import Address
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Target:
     """A worker to probe; `via` is where the probe connects when that is not the worker itself (a gRPC health
     service beside it), `service` the gRPC health service name."""
@@ -23,13 +23,21 @@ class Target:
     address: Address
     via: Address | None = None
     service: str = ""
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A target is a dictionary key several times per scrape, and a dataclass hashes in Python: hash it once.
+        object.__setattr__(self, "_hash", hash((self.address, self.via, self.service)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def connect_to(self) -> Address:
         return self.via or self.address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """What one probe saw. `outcome` is protocol-level; the scraper turns it into a state. The ggml handshake
     also fills `version` and `devices` ((free, total) bytes per device)."""

@@ -2,23 +2,28 @@
 
 No rpc-server speaks gRPC: this prober is for the node agent (`sollol-exporter agent`) or any other health
 service that stands beside a worker. Each target is probed on a fresh channel that is closed afterwards.
+
+grpc is imported by the first gRPC probe, not with this module: it costs about 12 MB of memory, and most
+exporters never probe over gRPC.
 """
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Iterable
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
-_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+if TYPE_CHECKING:
+    import grpc
 
 
 def probe_one(address: Address, service: str, timeout: float) -> ProbeResult:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     started = time.monotonic()
     channel = grpc.insecure_channel(str(address), options=[("grpc.enable_retries", 0)])
     try:
@@ -31,11 +36,13 @@ def probe_one(address: Address, service: str, timeout: float) -> ProbeResult:
     finally:
         channel.close()
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    outcome = SERVING if reply.status == _SERVING else NOT_SERVING
+    outcome = SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else NOT_SERVING
     return ProbeResult(outcome, time.monotonic() - started, status)
 
 
 def _error(err: grpc.RpcError) -> tuple[str, str]:
+    import grpc
+
     code = err.code()
     details = (err.details() or "").lower()
     if code == grpc.StatusCode.NOT_FOUND:

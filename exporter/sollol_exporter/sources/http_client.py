@@ -88,7 +88,14 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
-_TLS = ssl.create_default_context()
+_TLS: ssl.SSLContext | None = None  # made on the first https read: most clusters have none, and it costs memory
+
+
+def _tls() -> ssl.SSLContext:
+    global _TLS
+    if _TLS is None:
+        _TLS = ssl.create_default_context()
+    return _TLS
 
 
 def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
@@ -158,7 +165,7 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
     connection = http.client.HTTPConnection(host, port)
     try:
         sock.settimeout(max(0.001, deadline - time.monotonic()))
-        sock = _TLS.wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
+        sock = _tls().wrap_socket(sock, server_hostname=host) if scheme == "https" else sock
         connection.sock = sock
         connection.request("GET", target, headers=headers)
         reply = connection.getresponse()
