@@ -152,7 +152,7 @@ class FairChecks:
                 try:
                     verdict = check.run()
                 except Exception as err:  # never leave a request waiting
-                    log.error("password check failed", extra=fields(error=type(err).__name__))
+                    log.error("password check failed", exc_info=log.isEnabledFor(logging.DEBUG), extra=fields(error=type(err).__name__))
                     verdict = UNAUTHORIZED
             self._finish(check, verdict)
 

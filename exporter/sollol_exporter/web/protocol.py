@@ -1,4 +1,4 @@
-"""HTTP/1.x on the wire: request heads parsed strictly, responses framed, Accept-Encoding negotiated (RFC 9110)."""
+"""HTTP/1.x on the wire: requests read with h11, responses framed, Accept-Encoding negotiated (RFC 9110)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import h11
+
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = re.compile(r"^HTTP/(\d)\.(\d)$")
+_VERSION_AT_END = re.compile(rb" HTTP/[0-9]\.[0-9]\Z")
+_QUOTED = re.compile(r":?\s*(bytearray\()?b['\"].*", re.S)
 
 
 class BadRequest(Exception):
@@ -60,97 +62,121 @@ class Refusal:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def head_end(buffer: bytes | bytearray) -> int:
-    """Index just past the blank line ending a request head, or -1 while it is incomplete."""
-    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
-    return min(ends) if ends else -1
+class RequestReader:
+    """One request read from bytes as they arrive, parsed by h11: its head, then its body. A connection takes a new
+    reader for each request and feeds it what the last one left over.
+
+    Around h11, what this server keeps doing its own way: empty lines before a request line are dropped (RFC 9112
+    2.2; h11 refuses them) and counted in `blank`, so that the caller can cap them; a head is at most MAX_HEAD_BYTES
+    even when it arrives whole (h11 limits only what is still incomplete) and MAX_HEADERS fields; a request line
+    without an HTTP version (HTTP/0.9, whose client waits for an answer without sending a head) is refused as soon
+    as it ends; a major version other than 1 is a 505."""
+
+    __slots__ = ("_parser", "_fed", "_line_tail", "_line_seen", "blank", "request")
+
+    def __init__(self) -> None:
+        self._parser: h11.Connection | None = None  # made with the first byte: an idle connection costs none
+        self._fed = 0  # head bytes given to h11
+        self._line_tail = b""  # the last bytes of a request line whose end has not come yet
+        self._line_seen = False
+        self.blank = 0  # bytes of empty lines dropped before the request line
+        self.request: Request | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once a byte of a request (not of an empty line before it) has arrived."""
+        return self._fed > 0
+
+    def feed(self, data: bytes) -> Request | None:
+        """The request once its head is whole; None while it is not. Raises BadRequest. Bytes after the head
+        (its body, the next request) are kept for body_pending() and leftover()."""
+        if self.request is not None:
+            self._h11().receive_data(data)
+            return self.request
+        if not self._fed:
+            start = len(data) - len(data.lstrip(b"\r\n"))
+            if start:
+                self.blank += start
+                data = data[start:]
+            if not data:
+                return None
+        room = MAX_HEAD_BYTES - self._fed
+        head, rest = (data, b"") if len(data) <= room else (data[:room], data[room:])
+        self._fed += len(head)
+        if not self._line_seen:
+            self._check_request_line(head)
+        self._h11().receive_data(head)
+        event = self._next()
+        if event is h11.NEED_DATA:
+            if self._fed >= MAX_HEAD_BYTES:
+                raise BadRequest(431, "request head too large")
+            return None
+        self.request = _request(event)
+        if rest:
+            self._h11().receive_data(rest)
+        return self.request
+
+    def body_pending(self) -> bool:
+        """Drop the body bytes fed so far: True while more are needed, False once the body is whole."""
+        while True:
+            event = self._next()
+            if event is h11.NEED_DATA:
+                return True
+            if not isinstance(event, h11.Data):
+                return False  # EndOfMessage, or PAUSED after it
+
+    @property
+    def expects_continue(self) -> bool:
+        """The client sent `Expect: 100-continue` (HTTP/1.1) and has not started its body."""
+        return self._h11().they_are_waiting_for_100_continue
+
+    def leftover(self) -> bytes:
+        """What was fed beyond this request: the start of the next one."""
+        return self._parser.trailing_data[0] if self._parser is not None else b""
+
+    def _h11(self) -> h11.Connection:
+        if self._parser is None:
+            self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES + 1)
+        return self._parser
+
+    def _next(self):
+        try:
+            return self._h11().next_event()
+        except h11.RemoteProtocolError as err:
+            raise BadRequest(err.error_status_hint, _reason(err)) from None
+
+    def _check_request_line(self, head: bytes) -> None:
+        end = head.find(b"\n")
+        if end < 0:
+            self._line_tail = (self._line_tail + head)[-16:]
+            return
+        self._line_seen = True
+        line = (self._line_tail + head[max(0, end - 16):end]).rstrip(b"\r")
+        if not _VERSION_AT_END.search(line):
+            raise BadRequest(400, "request line without an HTTP version")
 
 
-def check_request_line(buffer: bytes | bytearray) -> None:
-    """Raise BadRequest as soon as a complete first line is not `METHOD target HTTP/x.y` (HTTP/0.9 has no
-    version and no headers: its client waits for an answer that a head-reading loop would never give)."""
-    end = buffer.find(b"\n")
-    if end >= 0:
-        _request_line(bytes(buffer[:end]).rstrip(b"\r").decode("latin-1"))
-        return
-    # Do not wait for a line that can never be a request: a TLS ClientHello or other binary starts with a
-    # byte that no method has.
-    method = bytes(buffer[:32]).split(b" ", 1)[0].decode("latin-1")
-    if method and not _TOKEN.match(method):
-        raise BadRequest(400, "not an HTTP request")
+def _reason(err: h11.RemoteProtocolError) -> str:
+    """h11's message without the client's bytes it quotes (a header line may hold credentials)."""
+    return _QUOTED.sub("", str(err))[:200] or "malformed request"
 
 
-def first_path(buffer: bytes | bytearray) -> str:
-    """The path of the request whose head starts `buffer` (after empty lines); "" if it has none (yet)."""
-    start = len(buffer) - len(buffer.lstrip(b"\r\n"))
-    end = buffer.find(b"\n", start)
-    if end < 0:
-        return ""
-    try:
-        return _path(_request_line(bytes(buffer[start:end]).rstrip(b"\r").decode("latin-1"))[1])
-    except BadRequest:
-        return ""
-
-
-def buffered_request(buffer: bytes | bytearray) -> Request | None:
-    """The head of the request that starts `buffer` (after empty lines), parsed; None while it is incomplete, or
-    when it is bad (the worker reading it answers that)."""
-    start = len(buffer) - len(buffer.lstrip(b"\r\n"))
-    end = head_end(buffer[start:start + MAX_HEAD_BYTES + 4])
-    if end < 0 or end > MAX_HEAD_BYTES:
-        return None
-    try:
-        return parse_head(bytes(buffer[start:start + end]))
-    except BadRequest:
-        return None
-
-
-def _request_line(line: str) -> tuple[str, str, tuple[int, int]]:
-    parts = line.split(" ")
-    if len(parts) != 3 or not all(parts):
-        raise BadRequest(400, "malformed request line")
-    method, target, version_text = parts
-    match = _VERSION.match(version_text)
-    if not _TOKEN.match(method) or not match:
-        raise BadRequest(400, "malformed request line")
-    version = (int(match.group(1)), int(match.group(2)))
+def _request(event: h11.Request) -> Request:
+    version = (int(event.http_version[:1]), int(event.http_version[2:3]))
     if version[0] != 1:
         raise BadRequest(505, "HTTP version not supported")
-    return method, target, version
-
-
-def parse_head(head: bytes) -> Request:
-    lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
-    method, target, version = _request_line(lines[0])
+    if len(event.headers) > MAX_HEADERS:
+        raise BadRequest(431, "too many header fields")
     headers: dict[str, str] = {}
-    seen = 0
-    for line in lines[1:]:
-        if not line:
-            continue
-        seen += 1
-        if seen > MAX_HEADERS:
-            raise BadRequest(431, "too many header fields")
-        if line[0] in " \t":
-            raise BadRequest(400, "obsolete line folding")
-        name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.match(name):
-            raise BadRequest(400, "malformed header field")
-        name, value = name.lower(), value.strip(" \t")
-        if name in ("host", "content-length") and name in headers and headers[name] != value:
-            raise BadRequest(400, f"conflicting {name} fields")
-        headers[name] = f"{headers[name]}, {value}" if name in headers and name not in ("host", "content-length") else value
-    if version >= (1, 1) and "host" not in headers:
-        raise BadRequest(400, "missing Host header")
-    request = Request(method, target, _path(target), version, headers)
-    if "transfer-encoding" in headers:
-        if "content-length" in headers:
-            raise BadRequest(400, "both Content-Length and Transfer-Encoding")
+    for raw_name, raw_value in event.headers:  # lower-cased; h11 refused a second Host, merged equal Content-Lengths
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    target = event.target.decode("latin-1")
+    request = Request(event.method.decode("latin-1"), target, _path(target), version, headers)
+    if "transfer-encoding" in headers:  # h11 accepts "chunked" only (501 otherwise); it wins over Content-Length
         request.chunked = True
     elif "content-length" in headers:
-        text = headers["content-length"]
-        if not re.fullmatch(r"[0-9]{1,18}", text):  # not str.isdigit(): "²" is a digit to it, not to int()
-            raise BadRequest(400, "invalid Content-Length")
-        request.content_length = int(text)
+        request.content_length = int(headers["content-length"])  # digits only, checked by h11
     return request
 
 

@@ -1,11 +1,12 @@
 """An HTTP/1.1 server that holds under load.
 
 One selector thread owns every connection that is not in the middle of a request: it accepts, runs TLS handshakes
-without blocking, and watches idle keep-alive connections, closing those that stay silent too long. A connection
-that becomes readable is handed to a bounded pool of workers; when `max_requests` requests for a limited path
-(/metrics) are under way the next one gets a quick 503 instead. Other paths (health, readiness, the landing page)
-are cheap and have their own small allowance, so that slow /metrics clients never fail a liveness probe. So 2,000
-idle connections cost 2,000 sockets, not 2,000 threads.
+without blocking, and watches idle keep-alive connections, closing those that stay silent too long. It feeds what
+arrives to the connection's RequestReader (h11, see protocol.py); a connection whose request head is whole (or
+already wrong) is handed to a bounded pool of workers, which read the body and answer; when `max_requests` requests
+for a limited path (/metrics) are under way the next one gets a quick 503 instead. Other paths (health, readiness,
+the landing page) are cheap and have their own small allowance, so that slow /metrics clients never fail a liveness
+probe. So 2,000 idle connections cost 2,000 sockets, not 2,000 threads.
 
 An admission check (basic auth, see gate.py) runs before a request takes an allowance: it admits or refuses at
 once, or parks the connection, holding no worker and no allowance, until its verdict comes back.
@@ -26,7 +27,7 @@ from typing import Callable, Protocol
 
 from sollol_exporter.logs import fields
 from sollol_exporter.web import protocol
-from sollol_exporter.web.protocol import BadRequest, Refusal, Request, Response
+from sollol_exporter.web.protocol import BadRequest, Refusal, Request, RequestReader, Response
 from sollol_exporter.web.tls import peer_sans
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,11 @@ OVERLOADED = Refusal(503, "too many concurrent requests, try again later", (("Re
 ADMITTED = "admitted"
 
 
+def _traceback() -> bool:
+    """exc_info for a catch-all's error line: the traceback only when debug logging is on."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 class Admission(Protocol):
     def admit(self, request: Request, peer: str, resume: Callable[[Refusal | None], None]) -> Refusal | None | str:
         """None: admitted; a Refusal; or anything else: pending, and `resume(verdict)` follows from another thread."""
@@ -57,22 +63,23 @@ class Admission(Protocol):
 
 
 class Connection:
-    __slots__ = ("sock", "peer", "buffer", "handshaken", "deadline", "tls", "closed", "slot", "blank", "verdict")
+    __slots__ = ("sock", "peer", "reader", "error", "handshaken", "deadline", "tls", "closed", "slot", "verdict")
 
     def __init__(self, sock: socket.socket, peer: str, tls: bool):
         self.sock = sock
         self.peer = peer
         self.tls = tls
         self.handshaken = not tls
-        self.buffer = bytearray()
+        self.reader = RequestReader()  # the coming request; reader.request once its head is whole
+        self.error: BadRequest | None = None  # what is wrong with the coming request: a worker answers it
         self.deadline = 0.0
         self.closed = False
         self.slot: threading.BoundedSemaphore | None = None  # the allowance this connection's worker holds
-        self.blank = 0  # empty-line bytes dropped before the coming request line
         self.verdict: Refusal | str | None = None  # the admission check's answer for the coming request, once given
 
-    def pending(self) -> bool:
-        return bool(self.buffer) or (self.tls and self.sock.pending() > 0)
+    def ready(self) -> bool:
+        """A worker has something to answer: a whole request head, or bytes that can never become one."""
+        return self.reader.request is not None or self.error is not None
 
 
 class _Pool:
@@ -168,7 +175,7 @@ class Server:
                         else:
                             self._readable(key.data)
                     except Exception as err:  # the loop must outlive any one connection
-                        log.error("connection failed", extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
+                        log.error("connection failed", exc_info=_traceback(), extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
                         if isinstance(key.data, Connection):
                             self._unwatch(key.data)
                             self._close(key.data)
@@ -201,7 +208,7 @@ class Server:
                     sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                     tls = True
             except Exception as err:
-                log.error("cannot set up a connection", extra=fields(error=str(err)[:200]))
+                log.error("cannot set up a connection", exc_info=_traceback(), extra=fields(error=str(err)[:200]))
                 self._close_socket(sock)
                 continue
             connection = Connection(sock, str(address[0]) if isinstance(address, tuple) else "local", tls)
@@ -229,7 +236,8 @@ class Server:
         if not connection.handshaken:
             self._handshake(connection)
             return
-        first_bytes = not connection.buffer
+        reader = connection.reader
+        first_bytes = not reader.started
         try:
             while True:
                 chunk = connection.sock.recv(65536)
@@ -237,45 +245,27 @@ class Server:
                     self._unwatch(connection)
                     self._close(connection)
                     return
-                connection.buffer += chunk
-                if not connection.tls or not connection.sock.pending() or len(connection.buffer) > protocol.MAX_HEAD_BYTES:
+                if reader.feed(chunk) is not None or not connection.tls or not connection.sock.pending():
                     break
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
+        except BadRequest as bad:
+            connection.error = bad
         except (OSError, ValueError):
             self._unwatch(connection)
             self._close(connection)
             return
-        if connection.buffer[:1] in (b"\r", b"\n"):  # empty lines before a request: dropped as they come, a few only
-            blank = len(connection.buffer) - len(connection.buffer.lstrip(b"\r\n"))
-            del connection.buffer[:blank]
-            connection.blank += blank
-            if connection.blank > MAX_BLANK_BYTES:
-                self._unwatch(connection)
-                self._close(connection)
-                return
-        if first_bytes and connection.buffer:
+        if reader.blank > MAX_BLANK_BYTES:
+            self._unwatch(connection)
+            self._close(connection)
+            return
+        if first_bytes and reader.started:
             # A new connection keeps the deadline it got at accept; a kept-alive one starts its head timer now.
             connection.deadline = min(connection.deadline, time.monotonic() + self.header_timeout)
-        if not self._head_ready(connection.buffer):
+        if not connection.ready():
             return
         self._unwatch(connection)
         self._admit(connection)
-
-    @staticmethod
-    def _head_ready(buffer: bytearray) -> bool:
-        """True when a worker has something to answer: a complete head, or bytes that are already wrong."""
-        start = len(buffer) - len(buffer.lstrip(b"\r\n"))
-        rest = buffer[start:]
-        if not rest:
-            return False
-        if len(rest) > protocol.MAX_HEAD_BYTES or protocol.head_end(rest) >= 0:
-            return True
-        try:
-            protocol.check_request_line(rest)
-        except BadRequest:
-            return True
-        return False
 
     def _handshake(self, connection: Connection) -> None:
         try:
@@ -301,7 +291,7 @@ class Server:
             self._close(connection)
             return
         self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
-        if connection.pending():
+        if connection.sock.pending():  # decrypted already: the selector cannot see it
             self._readable(connection)
 
     def _answer_plain_http(self, connection: Connection) -> None:
@@ -323,19 +313,19 @@ class Server:
                 pass
 
     def _admit(self, connection: Connection) -> None:
-        """Dispatch the request at the head of the buffer once the admission check lets it through."""
+        """Dispatch the coming request once the admission check lets it through."""
         verdict, connection.verdict = connection.verdict, None
-        if verdict is None and self.admission is not None:
-            request = protocol.buffered_request(connection.buffer)  # None: bad, and a worker answers 400 without it
-            if request is not None:
-                try:
-                    verdict = self.admission.admit(request, connection.peer, lambda answer: self._resume(connection, answer))
-                except Exception as err:
-                    log.error("admission check failed", extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
-                    verdict = OVERLOADED
-                if verdict is not None and not isinstance(verdict, Refusal):
-                    self.parked.add(connection)
-                    return
+        request = connection.reader.request
+        if verdict is None and self.admission is not None and connection.error is None and request is not None:
+            try:
+                verdict = self.admission.admit(request, connection.peer, lambda answer: self._resume(connection, answer))
+            except Exception as err:
+                log.error("admission check failed", exc_info=_traceback(),
+                          extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
+                verdict = OVERLOADED
+            if verdict is not None and not isinstance(verdict, Refusal):
+                self.parked.add(connection)
+                return
         if isinstance(verdict, Refusal):
             self._refuse(connection, verdict)
         else:
@@ -350,12 +340,13 @@ class Server:
         except (BlockingIOError, OSError):
             pass
 
-    def _slots_for(self, buffer: bytearray) -> threading.BoundedSemaphore | None:
-        return self.slots if protocol.first_path(buffer) in self.limited_paths else self.other_slots
+    def _slots_for(self, connection: Connection) -> threading.BoundedSemaphore | None:
+        request = connection.reader.request
+        limited = connection.error is None and request is not None and request.path in self.limited_paths
+        return self.slots if limited else self.other_slots
 
     def _dispatch(self, connection: Connection) -> None:
-        slots = self._slots_for(connection.buffer)
-        connection.blank = 0
+        slots = self._slots_for(connection)
         if slots is None or slots.acquire(blocking=False):
             connection.slot = slots
             self.pool.submit(self._work, connection)
@@ -396,11 +387,11 @@ class Server:
             except OSError:
                 self._close(connection)
                 continue
-            if self._head_ready(connection.buffer):  # parked, or a request the worker left: it needs an allowance
+            if connection.ready():  # parked, or a request the worker left: it needs an allowance
                 connection.deadline = time.monotonic() + self.header_timeout
                 self._admit(connection)
                 continue
-            timeout = self.header_timeout if connection.buffer else self.idle_timeout
+            timeout = self.header_timeout if connection.reader.started else self.idle_timeout
             self._watch(connection, time.monotonic() + timeout)
 
     def _sweep(self) -> None:
@@ -410,7 +401,7 @@ class Server:
         self._last_sweep = now
         for connection in [c for c in self.idle if c.deadline <= now]:
             self._unwatch(connection)
-            if connection.buffer and connection.handshaken:  # half a request head: say why before closing
+            if connection.reader.started and connection.handshaken:  # half a request head: say why before closing
                 try:
                     connection.sock.send(self._canned(408, "request head not received in time"))
                 except (OSError, ValueError):
@@ -432,7 +423,8 @@ class Server:
         try:
             keep = self._serve(connection)
         except Exception as err:  # never let one connection take a worker down
-            log.error("connection failed", extra=fields(client=connection.peer, error=f"{type(err).__name__}: {err}"[:300]))
+            log.error("connection failed", exc_info=_traceback(),
+                      extra=fields(client=connection.peer, error=f"{type(err).__name__}: {err}"[:300]))
         finally:
             if connection.slot is not None:
                 connection.slot.release()
@@ -449,14 +441,18 @@ class Server:
     def _serve(self, connection: Connection) -> bool:
         """Answer the requests already on this connection; True if it stays open for more."""
         while True:
-            request = self._read_request(connection)
-            if request is None:
+            if connection.error is not None:
+                log.debug("bad request", extra=fields(client=connection.peer, error=connection.error.message))
+                self._send_raw(connection, self._canned(connection.error.status, connection.error.message))
+                self._linger(connection)
                 return False
+            request = connection.reader.request
             body_read = self._read_body(connection, request)
             try:
                 response = self.handle(request)
             except Exception as err:
-                log.error("request failed", extra=fields(path=request.path[:200], error=f"{type(err).__name__}: {err}"[:300]))
+                log.error("request failed", exc_info=_traceback(),
+                          extra=fields(path=request.path[:200], error=f"{type(err).__name__}: {err}"[:300]))
                 response = Response(503, body=b"temporarily unable to answer; see the exporter log\n")
             keep = body_read and request.keep_alive and not self.stopping.is_set()
             if not self._write(connection, request, response, keep):
@@ -464,72 +460,59 @@ class Server:
             if not keep:
                 self._linger(connection)
                 return False
-            while connection.tls and connection.sock.pending() and len(connection.buffer) <= protocol.MAX_HEAD_BYTES:
-                connection.buffer += connection.sock.recv(65536)  # decrypted already: the selector cannot see it
-            if not self._head_ready(connection.buffer):
+            if not self._next_request(connection):
+                return False
+            if not connection.ready():
                 return True  # the selector waits for the rest
-            if self.admission is not None or self._slots_for(connection.buffer) is not connection.slot:
+            if self.admission is not None or self._slots_for(connection) is not connection.slot:
                 return True  # to be admitted, or under another allowance: the selector dispatches it again
-            connection.deadline = time.monotonic() + self.header_timeout
 
-    def _read_request(self, connection: Connection) -> Request | None:
-        buffer = connection.buffer
-        while True:
-            blank = len(buffer) - len(buffer.lstrip(b"\r\n"))  # empty lines before a request are allowed
-            if blank:
-                del buffer[:blank]
-            try:
-                protocol.check_request_line(buffer)
-                end = protocol.head_end(buffer)
-                if end >= 0:
-                    if end > protocol.MAX_HEAD_BYTES:
-                        raise BadRequest(431, "request head too large")
-                    head = bytes(buffer[:end])
-                    del buffer[:end]
-                    return protocol.parse_head(head)
-                if len(buffer) > protocol.MAX_HEAD_BYTES:
-                    raise BadRequest(431, "request head too large")
-            except BadRequest as bad:
-                log.debug("bad request", extra=fields(client=connection.peer, error=bad.message))
-                self._send_raw(connection, self._canned(bad.status, bad.message))
-                self._linger(connection)
-                return None
-            chunk = self._recv(connection, connection.deadline)
-            if chunk is None:
-                if buffer:
-                    self._send_raw(connection, self._canned(408, "request head not received in time"))
-                return None
-            if not chunk:
-                return None
-            buffer += chunk
+    def _next_request(self, connection: Connection) -> bool:
+        """Start reading the next request from what the last one left; False if the connection must close."""
+        leftover = connection.reader.leftover()
+        reader = connection.reader = RequestReader()
+        try:
+            if leftover:
+                reader.feed(leftover)
+            while connection.tls and reader.request is None and connection.sock.pending():
+                reader.feed(connection.sock.recv(65536))  # decrypted already: the selector cannot see it
+        except BadRequest as bad:
+            connection.error = bad
+        except (OSError, ValueError):
+            return False
+        return reader.blank <= MAX_BLANK_BYTES
 
     def _read_body(self, connection: Connection, request: Request) -> bool:
         """Read and drop a request body; False when it cannot be read whole, so the connection must close."""
         if request.chunked or request.content_length > MAX_BODY_BYTES:
             return False
-        remaining = request.content_length
+        if not request.content_length:
+            return True
+        reader = connection.reader
         deadline = time.monotonic() + BODY_TIMEOUT
-        take = min(remaining, len(connection.buffer))
-        del connection.buffer[:take]
-        remaining -= take
-        if remaining and request.version >= (1, 1) and request.header("expect").lower() == "100-continue":
-            if not self._send_raw(connection, b"HTTP/1.1 100 Continue\r\n\r\n"):
-                return False
-        while remaining > 0:
-            chunk = self._recv(connection, deadline, min(remaining, 65536))
-            if not chunk:
-                return False
-            remaining -= len(chunk)
+        continued = False
+        try:
+            while reader.body_pending():
+                if reader.expects_continue and not continued:
+                    if not self._send_raw(connection, b"HTTP/1.1 100 Continue\r\n\r\n"):
+                        return False
+                    continued = True
+                chunk = self._recv(connection, deadline)
+                if not chunk:
+                    return False
+                reader.feed(chunk)
+        except BadRequest:
+            return False
         return True
 
-    def _recv(self, connection: Connection, deadline: float, size: int = 65536) -> bytes | None:
+    def _recv(self, connection: Connection, deadline: float) -> bytes | None:
         """Bytes read before the deadline: b"" on end of stream, None on timeout or error."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
         try:
             connection.sock.settimeout(remaining)
-            return connection.sock.recv(size)
+            return connection.sock.recv(65536)
         except (TimeoutError, socket.timeout):
             return None
         except (OSError, ValueError):
@@ -585,6 +568,7 @@ class Server:
         try:
             configured = self.headers() if self.headers else []
         except Exception:  # the answer matters more than its extra headers
+            log.debug("configured headers left out of an answer", exc_info=True)
             configured = []
         return protocol.canned(status, message, [*extra, *configured])
 

@@ -58,9 +58,10 @@ class WebConfigWatcher:
         self.path = path
         try:
             self.loaded, self.signature = _load_signed(path, (path,))
-        except Exception as err:  # never a traceback at start: the file cannot be used, say which
+        except Exception as err:  # never a traceback at start (but at debug level): the file cannot be used, say which
             if isinstance(err, web_config.WebConfigError):
                 raise
+            log.debug("web config cannot be loaded", exc_info=True, extra=fields(file=path))
             raise web_config.WebConfigError(f"{path}: cannot be loaded: {type(err).__name__}") from None
         self.failed_signature: tuple | None = None
         self.lock = threading.Lock()
@@ -105,7 +106,8 @@ class WebConfigWatcher:
                 self.failed_signature = signature
                 # a WebConfigError never quotes a secret; of anything else only the kind is logged
                 error = str(err) if isinstance(err, web_config.WebConfigError) else f"{self.path}: cannot be loaded: {type(err).__name__}"
-                log.error("web config reload failed, keeping the previous one", extra=fields(error=error))
+                unexpected = not isinstance(err, web_config.WebConfigError) and log.isEnabledFor(logging.DEBUG)
+                log.error("web config reload failed, keeping the previous one", exc_info=unexpected, extra=fields(error=error))
                 return False
             self.loaded = loaded
             self.signature = loaded_signature
