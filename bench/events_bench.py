@@ -26,13 +26,13 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.scrape_bench import cpu_seconds, rss_bytes  # noqa: E402
-from tests.support.collect import base_config  # noqa: E402
-from tests.support.exporter import ExporterProcess, parse, value  # noqa: E402
-from tests.support.net import wait_for  # noqa: E402
-from tests.faults.test_event_burst import MODEL, NODE, REFUSED, publish, settled  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
-from tests.support.sollol_events import ollama_error  # noqa: E402
+from bench.scrape_bench import cpu_seconds, rss_bytes
+from tests.faults.test_event_burst import MODEL, NODE, REFUSED, publish, settled
+from tests.support.collect import base_config
+from tests.support.exporter import ExporterProcess, parse, value
+from tests.support.net import wait_for
+from tests.support.redis_server import RedisServer
+from tests.support.sollol_events import ollama_error
 
 CHANNEL = "sollol:dashboard:ollama:activity"
 CORE_SHARE = 0.25
@@ -129,7 +129,7 @@ def main() -> int:
             cpu0 = cpu_seconds(pid)
             started = time.monotonic()
             sent = publish_at(redis_server.client, rate, args.seconds, lambda _: same)
-            wait_for(lambda: received(exporter) - before >= sent, 30, interval=0.2, what="all counted") if sent else None
+            wait_for(lambda before=before, sent=sent: received(exporter) - before >= sent, 30, interval=0.2, what="all counted") if sent else None
             share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - started)
             counted = received(exporter) - before
             lost = sent - counted

@@ -39,9 +39,9 @@ import bcrypt
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.auth_flood import WrongPasswords, basic, request  # noqa: E402
-from tests.support.net import free_port, stop_process, wait_for  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.auth_flood import WrongPasswords, basic, request
+from tests.support.net import free_port, stop_process, wait_for
+from tests.support.redis_server import RedisServer
 
 LOOP = "127.0.0.1"
 OTHER_HOST = "127.0.0.2"  # loopback too: the attackers' address when they play another host
@@ -97,7 +97,7 @@ def summary(name: str, results: list[tuple[float, int | str]], figures: dict, ex
             failures[str(status)] = failures.get(str(status), 0) + 1
 
     def pct(p):
-        return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))] if latencies else float("nan")
+        return latencies[min(len(latencies) - 1, round(p / 100 * (len(latencies) - 1)))] if latencies else float("nan")
 
     failed = ", ".join(f"{k}: {v}" for k, v in sorted(failures.items())) or "none"
     print(f"{name:<12} {len(results):>6} {pct(50):>8.1f} {pct(95):>8.1f} {pct(99):>8.1f} {max(latencies, default=float('nan')):>8.1f}"
@@ -109,7 +109,7 @@ def concurrent(port: int, pid: int, rounds: int = 5, width: int = 50):
     for _ in range(rounds):
         barrier = threading.Barrier(width)
 
-        def one():
+        def one(barrier=barrier):
             scraper = Scraper(port)
             barrier.wait()
             outcome = scraper.scrape()

@@ -38,7 +38,7 @@ import requests
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.net import free_port, stop_process  # noqa: E402
+from tests.support.net import free_port, stop_process
 
 CPU_PER_TARGET_TARGET = 0.05e-3
 WALL_TARGET = 0.05
@@ -153,7 +153,8 @@ class Exporter:
 
     def scrape(self) -> tuple[float, str]:
         started = time.monotonic()
-        reply = self.session.get(f"http://127.0.0.1:{self.port}/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "10", "Accept": self.accept}, timeout=30)
+        reply = self.session.get(f"http://127.0.0.1:{self.port}/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "10", "Accept": self.accept},
+                                 timeout=30)
         wall = time.monotonic() - started
         if reply.status_code != 200:
             raise RuntimeError(f"scrape answered {reply.status_code}")

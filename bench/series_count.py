@@ -23,13 +23,13 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.fixtures.llamacpp_metrics import CURRENT  # noqa: E402
-from tests.fixtures.sollol import VARIANT_A, fresh  # noqa: E402
-from tests.support.collect import base_config  # noqa: E402
-from tests.support.exporter import ExporterProcess  # noqa: E402
-from tests.support.net import wait_for  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
-from tests.support.replay import ReplayServer, Route, ollama_routes  # noqa: E402
+from tests.fixtures.llamacpp_metrics import CURRENT
+from tests.fixtures.sollol import VARIANT_A, fresh
+from tests.support.collect import base_config
+from tests.support.exporter import ExporterProcess
+from tests.support.net import wait_for
+from tests.support.redis_server import RedisServer
+from tests.support.replay import ReplayServer, Route, ollama_routes
 
 CHANNEL = "sollol:dashboard:ollama:activity"
 RPC_CHANNEL = "sollol:dashboard:rpc:activity"
@@ -60,7 +60,7 @@ def main() -> int:
     metadata = json.loads(fresh(VARIANT_A))
     metadata["nodes"] = [{**metadata["nodes"][0], "url": node.url, "host": node.address} for node in nodes]
     redis_server.client.set("sollol:router:metadata", json.dumps(metadata), ex=300)
-    config = base_config(redis_server.url, rpc_backends={"static": [{"address": f"127.0.0.1:{l.getsockname()[1]}"} for l in listeners]},
+    config = base_config(redis_server.url, rpc_backends={"static": [{"address": f"127.0.0.1:{listener.getsockname()[1]}"} for listener in listeners]},
                          coordinators=[{"url": coordinator.url, "name": "main"}])
     exporter = ExporterProcess(config, workdir)
     try:

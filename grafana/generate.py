@@ -24,17 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mixin.config import Config  # noqa: E402
-from mixin.slos import sli_windows  # noqa: E402
-
 from grafana_foundation_sdk.builders import dashboard as db  # noqa: E402
-from grafana_foundation_sdk.builders import prometheus as prom  # noqa: E402
 from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, table, timeseries  # noqa: E402
+from grafana_foundation_sdk.builders import prometheus as prom  # noqa: E402
 from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
 from grafana_foundation_sdk.models import common as cm  # noqa: E402
 from grafana_foundation_sdk.models import dashboard as dm  # noqa: E402
 from grafana_foundation_sdk.models import heatmap as hm  # noqa: E402
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat  # noqa: E402
+
+from mixin.config import Config  # noqa: E402
+from mixin.slos import sli_windows  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -317,7 +317,8 @@ def overview(cfg: Config) -> db.Dashboard:
                            query(f"max by (node) (node:sollol_request_errors:ratio_rate5m{{{N}}})", "{{node}}")), 8, 8, 8, 8),
         place(series_panel("p95 latency per model", "95th percentile of successful unary (not streamed) requests per model over "
                            "5 minutes, from the exporter's histograms (recording rule model:sollol_request_duration_seconds:quantile_rate5m).", "s",
-                           query(f'max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",{UNARY}}})', "{{model}}")), 16, 8, 8, 8),
+                           query(f'max by (model) (model:sollol_request_duration_seconds:quantile_rate5m{{quantile="0.95",{UNARY}}})',
+                                 "{{model}}")), 16, 8, 8, 8),
         # How full is each GPU, and with what.
         place(table_panel(
             "GPUs", "Per node and GPU, from SOLLOL's GPU reporters: the card, memory used of total, utilisation and temperature.", "none",
@@ -338,7 +339,8 @@ def overview(cfg: Config) -> db.Dashboard:
             "estimate; less than all of it means layers run on the CPU, many times slower), and when it is unloaded.", "none",
             query(f"max by (node, model) (sollol_ollama_model_memory_bytes{{{N}}})", ref="A", instant=True, as_table=True),
             query(f"max by (node, model) (sollol_ollama_model_vram_bytes{{{N}}})", ref="B", instant=True, as_table=True),
-            query(f"max by (node, model) (sollol_ollama_model_vram_bytes{{{N}}} / sollol_ollama_model_memory_bytes{{{N}}})", ref="C", instant=True, as_table=True),
+            query(f"max by (node, model) (sollol_ollama_model_vram_bytes{{{N}}} / sollol_ollama_model_memory_bytes{{{N}}})", ref="C", instant=True,
+                  as_table=True),
             query(f"max by (node, model) (sollol_ollama_model_expiry_seconds{{{N}}})", ref="D", instant=True, as_table=True),
             overrides=[("Value #A", [prop("displayName", "Memory"), prop("unit", "bytes")]),
                        ("Value #B", [prop("displayName", "GPU memory"), prop("unit", "bytes")]),
@@ -371,12 +373,16 @@ def overview(cfg: Config) -> db.Dashboard:
             query(f"max by (node) (sollol_ollama_node_reported_latency_seconds{{{N}}})", ref="I", instant=True, as_table=True),
             query(f"max by (node) (sollol_ollama_node_reported_gpu_free_bytes{{{N}}})", ref="J", instant=True, as_table=True),
             query(f"max by (node) (sollol_ollama_node_priority{{{N}}})", ref="K", instant=True, as_table=True),
-            overrides=[("Value #A", [prop("displayName", "Up"), prop("mappings", [{"type": "value", "options": {"1": {"text": "UP", "color": "green"}, "0": {"text": "DOWN", "color": "red"}}}])]),
+            overrides=[("Value #A",
+                        [prop("displayName", "Up"),
+                         prop("mappings", [{"type": "value", "options": {"1": {"text": "UP", "color": "green"}, "0": {"text": "DOWN", "color": "red"}}}])]),
                        ("Value #B", [prop("displayName", "Probe latency"), prop("unit", "s")]),
                        ("Value #C", [prop("custom.hidden", True)]),
                        ("Value #D", [prop("displayName", "Models loaded"), prop("unit", "none")]),
                        ("Value #E", [prop("displayName", "GPUs"), prop("unit", "none")]),
-                       ("Value #F", [prop("displayName", "CPU only"), prop("mappings", [{"type": "value", "options": {"1": {"text": "YES", "color": "orange"}, "0": {"text": "no"}}}])]),
+                       ("Value #F",
+                        [prop("displayName", "CPU only"),
+                         prop("mappings", [{"type": "value", "options": {"1": {"text": "YES", "color": "orange"}, "0": {"text": "no"}}}])]),
                        ("Value #G", [prop("displayName", "Success rate (SOLLOL)"), prop("unit", "percentunit")]),
                        ("Value #H", [prop("displayName", "In flight (SOLLOL)"), prop("unit", "none")]),
                        ("Value #I", [prop("displayName", "Latency (SOLLOL)"), prop("unit", "s")]),
@@ -394,7 +400,8 @@ def overview(cfg: Config) -> db.Dashboard:
             overrides=[("Value #A", [prop("displayName", "State")]),
                        ("Value #B", [prop("displayName", "Probe latency"), prop("unit", "s")]),
                        ("Value #C", [prop("custom.hidden", True)]),
-                       ("backend", [prop("links", [data_link("Worker ${__data.fields.backend} over time", "sollol-inference", "backend", "backend")])])]), 12, 32, 12, 8),
+                       ("backend",
+                        [prop("links", [data_link("Worker ${__data.fields.backend} over time", "sollol-inference", "backend", "backend")])])]), 12, 32, 12, 8),
         place(table_panel(
             "Applications", "Applications registered with SOLLOL's dashboard: name, router type, version, uptime and how long ago "
             "the last heartbeat came.", "s",
@@ -477,8 +484,10 @@ def inference(cfg: Config) -> db.Dashboard:
         place(series_panel("GPU memory per node", "GPU memory used and total per node and GPU, from SOLLOL's GPU reporters.", "bytes",
                            query(f"sum by (node, gpu) (sollol_gpu_memory_used_bytes{{{N}}})", "{{node}} gpu{{gpu}} used"),
                            query(f"sum by (node, gpu) (sollol_gpu_memory_total_bytes{{{N}}})", "{{node}} gpu{{gpu}} total", "B")), 0, 27, 8, 8),
-        place(series_panel("Worker device memory", "Memory per RPC worker device from the ggml handshake, and GPU memory registered by SOLLOL's scripts.", "bytes",
-                           query(f"sum by (backend, device) (sollol_rpc_backend_device_memory_total_bytes{{{B}}} - sollol_rpc_backend_device_memory_free_bytes{{{B}}})", "{{backend}} dev{{device}} used"),
+        place(series_panel("Worker device memory", "Memory per RPC worker device from the ggml handshake, and GPU memory registered by SOLLOL's scripts.",
+                           "bytes",
+                           query(f"sum by (backend, device) (sollol_rpc_backend_device_memory_total_bytes{{{B}}}"
+                                 f" - sollol_rpc_backend_device_memory_free_bytes{{{B}}})", "{{backend}} dev{{device}} used"),
                            query(f"sum by (backend, gpu) (sollol_rpc_node_gpu_memory_bytes{{{B}}})", "{{backend}} gpu{{gpu}} registered", "B")), 8, 27, 8, 8),
         place(series_panel("GPU utilisation", "GPU utilisation per node and GPU.", "percentunit",
                            query(f"max by (node, gpu) (sollol_gpu_utilization_ratio{{{N}}})", "{{node}} gpu{{gpu}}")), 16, 27, 8, 8),
@@ -512,13 +521,20 @@ def inference(cfg: Config) -> db.Dashboard:
             overrides=[("Value #A", [prop("displayName", "State"), prop("mappings", mapping(COORDINATOR_STATES))]),
                        ("Value #B", [prop("custom.hidden", True)]),
                        ("Value #C", [prop("displayName", "Slots")]),
-                       ("Value #D", [prop("displayName", "Sleeping"), prop("mappings", [{"type": "value", "options": {"1": {"text": "SLEEPING", "color": "blue"}, "0": {"text": "no"}}}])]),
-                       ("Value #E", [prop("displayName", "/metrics"), prop("mappings", [{"type": "value", "options": {"1": {"text": "READ", "color": "green"}, "0": {"text": "NOT READ", "color": "orange"}}}])]),
+                       ("Value #D",
+                        [prop("displayName", "Sleeping"),
+                         prop("mappings", [{"type": "value", "options": {"1": {"text": "SLEEPING", "color": "blue"}, "0": {"text": "no"}}}])]),
+                       ("Value #E",
+                        [prop("displayName", "/metrics"),
+                         prop("mappings",
+                              [{"type": "value", "options": {"1": {"text": "READ", "color": "green"}, "0": {"text": "NOT READ", "color": "orange"}}}])]),
                        ("Value #F", [prop("displayName", "Longest sequence"), prop("unit", "suffix: tokens")]),
-                       ("coordinator", [prop("links", [data_link("Requests to ${__data.fields.coordinator}", "sollol-requests", "coordinator", "coordinator")])])]),
+                       ("coordinator",
+                        [prop("links", [data_link("Requests to ${__data.fields.coordinator}", "sollol-requests", "coordinator", "coordinator")])])]),
               0, 49, 12, 8),
         place(series_panel("Decode calls per second", "llama_decode() calls per second per coordinator.", "ops",
-                           query(f"sum by (coordinator) (rate(sollol_coordinator_decode_calls_total{{{C}}}[$__rate_interval]))", "{{coordinator}}")), 12, 49, 6, 8),
+                           query(f"sum by (coordinator) (rate(sollol_coordinator_decode_calls_total{{{C}}}[$__rate_interval]))",
+                                 "{{coordinator}}")), 12, 49, 6, 8),
         place(series_panel("Busy slots per decode", "Average slots busy per llama_decode() call: how much batching the parallel "
                            "slots achieve.", "none",
                            query(f"max by (coordinator) (sollol_coordinator_busy_slots_per_decode{{{C}}})", "{{coordinator}}")), 18, 49, 6, 8),
@@ -551,8 +567,12 @@ def inference(cfg: Config) -> db.Dashboard:
             query(f"max by (backend) (sollol_rpc_node_cpu_memory_bytes{{{B}}})", ref="C", instant=True, as_table=True),
             query(f"sum by (backend) (sollol_rpc_node_gpu_memory_bytes{{{B}}})", ref="D", instant=True, as_table=True),
             query(f"max by (backend) (sollol_rpc_node_parallel_workers{{{B}}})", ref="E", instant=True, as_table=True),
-            overrides=[("Value #A", [prop("displayName", "Registered"), prop("mappings", [{"type": "value", "options": {"1": {"text": "YES", "color": "green"}, "0": {"text": "EXPIRED", "color": "orange"}}}])]),
-                       ("Value #B", [prop("displayName", "GPU"), prop("mappings", [{"type": "value", "options": {"1": {"text": "yes"}, "0": {"text": "no"}}}])]),
+            overrides=[("Value #A",
+                        [prop("displayName", "Registered"),
+                         prop("mappings",
+                              [{"type": "value", "options": {"1": {"text": "YES", "color": "green"}, "0": {"text": "EXPIRED", "color": "orange"}}}])]),
+                       ("Value #B",
+                        [prop("displayName", "GPU"), prop("mappings", [{"type": "value", "options": {"1": {"text": "yes"}, "0": {"text": "no"}}}])]),
                        ("Value #C", [prop("displayName", "CPU memory"), prop("unit", "bytes")]),
                        ("Value #D", [prop("displayName", "GPU memory"), prop("unit", "bytes")]),
                        ("Value #E", [prop("displayName", "Parallel workers")])]), 0, 65, 12, 7),
@@ -583,7 +603,7 @@ def error_ratio(by: str) -> str:
 
 def latency(by: str) -> list[prom.Dataquery]:
     return [query(f"histogram_quantile({q}, sum by ({by}, le) (rate({BUCKETS}[$__rate_interval])))",
-                  f"{{{{{by}}}}} p{q[2:].ljust(2, '0')}", ref) for q, ref in zip(QUANTILES, "ABC")]
+                  f"{{{{{by}}}}} p{q[2:].ljust(2, '0')}", ref) for q, ref in zip(QUANTILES, "ABC", strict=True)]
 
 
 def recorded_table(by: str, filter_: str, title: str, description: str, links: list[dict[str, object]]):
@@ -593,9 +613,9 @@ def recorded_table(by: str, filter_: str, title: str, description: str, links: l
                  f"p{q[2:].ljust(2, '0')}", "s") for q in QUANTILES]
     refs = "ABCDE"
     return table_panel(title, description, "none",
-                       *(query(expr, ref=ref, instant=True, as_table=True) for (expr, _, _), ref in zip(columns, refs)),
+                       *(query(expr, ref=ref, instant=True, as_table=True) for (expr, _, _), ref in zip(columns, refs, strict=True)),
                        overrides=[*((f"Value #{ref}", [prop("displayName", name), prop("unit", unit)])
-                                    for (_, name, unit), ref in zip(columns, refs)),
+                                    for (_, name, unit), ref in zip(columns, refs, strict=True)),
                                   (by, [prop("links", links)])])
 
 
@@ -642,7 +662,8 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
                            query(error_ratio("model"), "{{model}}")), 18, 12, 6, 8),
         place(series_panel("Errors per reason", "Failed requests per second per node and reason: http_5xx, http_4xx, timeout, "
                            "connection, other.", "reqps",
-                           query(f"sum by (node, reason) (rate(sollol_request_errors_total{{{N},{M}}}[$__rate_interval]))", "{{node}} {{reason}}")), 0, 20, 8, 9),
+                           query(f"sum by (node, reason) (rate(sollol_request_errors_total{{{N},{M}}}[$__rate_interval]))",
+                                 "{{node}} {{reason}}")), 0, 20, 8, 9),
         place(heatmap_panel("Latency heatmap", "Successful unary (not streamed) requests per second in each latency bucket, over "
                             "the selected nodes and models: where the bulk of requests lands, and the tail.", "s", "reqps",
                             query(f"sum by (le) (rate({BUCKETS}[$__rate_interval]))", "{{le}}", as_heatmap=True)), 8, 20, 16, 9),
@@ -661,7 +682,8 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
                                  f'{{quantile="0.95",{C},{M}}})', "{{coordinator}} {{model}}")), 0, 37, 8, 8),
         place(series_panel("Coordinator requests per second", "Requests per second per coordinator and model, split by outcome "
                            "(failures include RayHybridRouter's failed traces).", "reqps",
-                           query(f"sum by (coordinator, model, outcome) (rate({cr}[$__rate_interval]))", "{{coordinator}} {{model}} {{outcome}}")), 8, 37, 8, 8),
+                           query(f"sum by (coordinator, model, outcome) (rate({cr}[$__rate_interval]))",
+                                 "{{coordinator}} {{model}} {{outcome}}")), 8, 37, 8, 8),
         place(series_panel("Completion tokens per second per model", "Completion tokens per second per coordinator and model over "
                            "5 minutes (recording rule), where SOLLOL's events carry them.", "suffix: tok/s",
                            query("sum by (coordinator, model) (coordinator_model:sollol_coordinator_completion_tokens:rate5m"
@@ -669,7 +691,8 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
         place(series_panel("RPC workers per coordinator (heartbeats)", "RPC workers in use and configured, as the coordinator's last "
                            "heartbeat said (rpc_registry: SOLLOL's registry; its checks are TCP connects).", "none",
                            query(f"max by (coordinator) (sollol_coordinator_rpc_backends_active{{{C}}})", "{{coordinator}} active"),
-                           query(f"max by (coordinator) (sollol_coordinator_rpc_backends_configured{{{C}}})", "{{coordinator}} configured", "B")), 0, 45, 12, 8),
+                           query(f"max by (coordinator) (sollol_coordinator_rpc_backends_configured{{{C}}})", "{{coordinator}} configured",
+                                 "B")), 0, 45, 12, 8),
         place(series_panel("Latency percentiles (SOLLOL's own view)", "p50/p95/p99 as SOLLOL's routers report them: over their "
                            "last 1,000 requests, since they started, not per node or model; compare with the histograms above.", "s",
                            query('max by (source, quantile) (sollol_router_latency_seconds{quantile=~".+"})', "{{source}} q{{quantile}}")), 12, 45, 12, 8),
@@ -679,7 +702,8 @@ def requests_dashboard(cfg: Config) -> db.Dashboard:
             query(f"sum by (coordinator, model) (coordinator_model:sollol_coordinator_requests:rate5m{{{C},{M}}})", ref="A", instant=True, as_table=True),
             query("max by (coordinator, model) (coordinator_model:sollol_coordinator_request_duration_seconds:quantile_rate5m"
                   f'{{quantile="0.95",{C},{M}}})', ref="B", instant=True, as_table=True),
-            query(f"sum by (coordinator, model) (coordinator_model:sollol_coordinator_completion_tokens:rate5m{{{C},{M}}})", ref="C", instant=True, as_table=True),
+            query(f"sum by (coordinator, model) (coordinator_model:sollol_coordinator_completion_tokens:rate5m{{{C},{M}}})", ref="C", instant=True,
+                  as_table=True),
             overrides=[("Value #A", [prop("displayName", "Requests/s"), prop("unit", "reqps")]),
                        ("Value #B", [prop("displayName", "p95"), prop("unit", "s")]),
                        ("Value #C", [prop("displayName", "Completion tokens/s"), prop("unit", "suffix: tok/s")]),
@@ -812,7 +836,8 @@ def exporter_health(cfg: Config) -> db.Dashboard:
         place(series_panel("Collector duration", "Time each collector took per scrape.", "s",
                            query("max by (collector) (sollol_exporter_collector_duration_seconds)", "{{collector}}")), 0, 7, 12, 8),
         place(series_panel("Scrape budget used", "Slowest collector as a share of the scrape's time budget.", "percentunit",
-                           query(f"max by ({i}) (sollol_exporter_collector_duration_seconds) / on ({i}) max by ({i}) (sollol_exporter_scrape_timeout_seconds)", f"{{{{{i}}}}}")), 12, 7, 12, 8),
+                           query(f"max by ({i}) (sollol_exporter_collector_duration_seconds) / on ({i}) max by ({i}) (sollol_exporter_scrape_timeout_seconds)",
+                                 f"{{{{{i}}}}}")), 12, 7, 12, 8),
         place(series_panel("Malformed entries", "Entries skipped per scrape because they were malformed.", "none",
                            query("sum by (collector) (sollol_exporter_invalid_entries)", "{{collector}}")), 0, 15, 12, 7),
         place(series_panel("Exporter memory", "Resident memory of the exporter process.", "bytes",

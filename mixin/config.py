@@ -138,7 +138,7 @@ class Config:
         """`cluster, instance, <labels>` with the configured label names."""
         return ", ".join((self.cluster_label, self.instance_label, *labels))
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -165,7 +165,8 @@ ALERTS: dict[str, Alert] = {
         "clears 10 minutes after the last one", threshold=0.05),
     "SollolGpuTelemetryStale": Alert("1m", "gpu_reporter writes every 5 s with a 120 s TTL; nothing new for the threshold means it stopped", threshold=180),
     "SollolRedisDown": Alert("2m", "without Redis the exporter loses metadata, GPU telemetry and worker discovery"),
-    "SollolRouterMetadataStale": Alert("5m", "OllamaPool rewrites the key every 5 s; a timestamp past the threshold means its publisher loop stopped", threshold=120),
+    "SollolRouterMetadataStale": Alert("5m", "OllamaPool rewrites the key every 5 s; a timestamp past the threshold means its publisher loop stopped",
+                                       threshold=120),
     "SollolApplicationStoppedHeartbeating": Alert("1m", "the dashboard drops an app 60 s after its last heartbeat; the exporter then reports up 0"),
     "SollolNodeErrorRatioHigh": Alert(
         "10m", "a node restart or a model load costs a few errors, not ten minutes of them", threshold=0.05),

@@ -67,7 +67,8 @@ or
             ),
             AlertRule(
                 "SollolRpcBackendsAllDown", "critical", "every worker of one coordinator is down.",
-                f"sum by ({by('coordinator')}) ({_m(c, 'sollol_rpc_backend_coordinator_info')} * on ({by('backend')}) group_left {_m(c, 'sollol_rpc_backend_up')}) == 0",
+                f"sum by ({by('coordinator')}) ({_m(c, 'sollol_rpc_backend_coordinator_info')} * on ({by('backend')}) "
+                f"group_left {_m(c, 'sollol_rpc_backend_up')}) == 0",
                 "All RPC workers of a coordinator are down.",
                 "None of the rpc-server workers that {{ $labels.coordinator }} drives has answered for " + _minutes(c, "SollolRpcBackendsAllDown") + ".",
             ),
@@ -160,7 +161,8 @@ and on ({by("node")})
             AlertRule(
                 "SollolGpuTelemetryStale", "warning",
                 "no GPU report for the threshold; max_over_time keeps the alert alive after the key (and its series) expired.",
-                f"time() - max by ({by('node')}) (max_over_time({_m(c, 'sollol_gpu_report_timestamp_seconds')}[1h])) > {_number(th('SollolGpuTelemetryStale'))}",
+                f"time() - max by ({by('node')}) (max_over_time({_m(c, 'sollol_gpu_report_timestamp_seconds')}[1h])) "
+                f"> {_number(th('SollolGpuTelemetryStale'))}",
                 "GPU telemetry has stopped.",
                 "The gpu_reporter of {{ $labels.node }} last wrote {{ $value | humanizeDuration }} ago.",
             ),
@@ -192,7 +194,8 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
                 "SollolCoordinatorQueueBackingUp", "warning", "llama-server has requests waiting for a slot.",
                 f"{_m(c, 'sollol_coordinator_requests_deferred')} > 0",
                 "A coordinator's request queue is backing up.",
-                "llama-server {{ $labels.coordinator }} has had {{ $value }} requests waiting for a slot for " + _minutes(c, "SollolCoordinatorQueueBackingUp") + ".",
+                "llama-server {{ $labels.coordinator }} has had {{ $value }} requests waiting for a slot for "
+                + _minutes(c, "SollolCoordinatorQueueBackingUp") + ".",
             ),
             AlertRule(
                 "SollolEventsSubscriptionLost", "info",
@@ -252,7 +255,8 @@ and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
                 "SollolExporterCollectorFailing", "warning", "one of the exporter's sources is unreadable.",
                 f"{_m(c, 'sollol_exporter_collector_success')} == 0",
                 "A sollol-exporter source is unreadable.",
-                "The {{ $labels.collector }} collector of {{ $labels." + inst + " }} has failed for " + _minutes(c, "SollolExporterCollectorFailing") + "; its log says why.",
+                "The {{ $labels.collector }} collector of {{ $labels." + inst + " }} has failed for "
+                + _minutes(c, "SollolExporterCollectorFailing") + "; its log says why.",
             ),
             AlertRule(
                 "SollolWatchdog", "info", "always firing: proves the whole alerting path works. Route it to a dead man's switch.",
@@ -320,7 +324,8 @@ sum by ({by(label)}) (rate({_m(c, "sollol_requests_total")}[5m]))""")
             Recording("coordinator:sollol_coordinator_prompt_tokens:rate5m",
                       f"sum by ({by('coordinator')}) (rate({_m(c, 'sollol_coordinator_prompt_tokens_total')}[5m]))"),
             Recording("coordinator:sollol_rpc_backend_up:ratio",
-                      f"""sum by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")} * on ({by("backend")}) group_left {_m(c, "sollol_rpc_backend_up")})
+                      f"""sum by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")} * on ({by("backend")}) """
+                      f"""group_left {_m(c, "sollol_rpc_backend_up")})
 /
 count by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})"""),
             Recording("cluster:sollol_rpc_backend_up:ratio",
@@ -373,7 +378,8 @@ def _scalar(value: str) -> str:
     plain = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     if plain.endswith("\n...") or plain.endswith("..."):
         plain = plain.rsplit("\n", 1)[0].strip()
-    if plain == value and not value.startswith(("{", "[", "'", '"', "|", ">", "&", "*", "!", "%", "@", "`", "-", "?", ":", "#")) and ": " not in value and " #" not in value:
+    indicators = ("{", "[", "'", '"', "|", ">", "&", "*", "!", "%", "@", "`", "-", "?", ":", "#")
+    if plain == value and not value.startswith(indicators) and ": " not in value and " #" not in value:
         return value
     return json.dumps(value, ensure_ascii=False)
 

@@ -10,8 +10,8 @@ traffic (0/0) would make the whole window NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from mixin.config import BurnAlert, Config, slo_alert_stem
 
@@ -32,8 +32,8 @@ class Sli:
     events: str                 # what the events are, for descriptions ("attempts SOLLOL sent it")
     bad_events: str             # what a bad event is ("failed", "took longer than 30s")
     total: Rate
-    bad: Optional[Rate] = None
-    good: Optional[Rate] = None
+    bad: Rate | None = None
+    good: Rate | None = None
 
 
 def _m(c: Config, name: str, matchers: str = "") -> str:

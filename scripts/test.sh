@@ -9,6 +9,7 @@
 #     Ray, Dask and more, which must never mix with the exporter's environment. Tests drive it as a separate process.
 # The Kubernetes tests use `kubectl kustomize` (kubectl from the machine image).
 #
+# Every run first checks the code with ruff and mypy (pyproject.toml); a finding fails it.
 # --fast: only the tests that need none of these binaries and services (tests/support/tiers.py), run with them
 # hidden; it installs only the Python environment and the Compose schema. The full run is what CI runs.
 # Other arguments go to pytest.
@@ -52,6 +53,22 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing the project and its test dependencies"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Lint and type checks (configured in pyproject.toml) run before the tests, in the fast run as in the full one:
+# one line per tool, and its findings and a failed run when it has any.
+static_check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        say "$name: clean"
+    else
+        printf '%s\n' "$out" >&2
+        say "$name: failed"
+        exit 1
+    fi
+}
+static_check "ruff check" .venv/bin/ruff check --quiet
+static_check "mypy" .venv/bin/mypy
 
 # The Compose Specification JSON schema, as shipped inside the docker-compose 1.29.2 wheel (read by the tests).
 if ! ls "$CACHE"/schemas/docker_compose-1.29.2-*.whl >/dev/null 2>&1; then

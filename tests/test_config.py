@@ -147,11 +147,11 @@ def numeric_fields(cls=config.Config, path=()):
         hint = hints[spec.name]
         item = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
         if dataclasses.is_dataclass(hint):
-            yield from numeric_fields(hint, path + (spec.name,))
+            yield from numeric_fields(hint, (*path, spec.name))
         elif item is not None and dataclasses.is_dataclass(item):
-            yield from numeric_fields(item, path + (spec.name, 0))
+            yield from numeric_fields(item, (*path, spec.name, 0))
         elif hint in (int, float):
-            yield path + (spec.name,), spec
+            yield (*path, spec.name), spec
 
 
 NUMERIC_FIELDS = dict((".".join(map(str, path)).replace(".0.", "[0]."), (path, spec)) for path, spec in numeric_fields())

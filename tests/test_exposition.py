@@ -124,7 +124,7 @@ def test_gauges_take_the_short_path(accept, monkeypatch):
     ours, _ = exposition.choose_encoder(accept)
     ours(Families(gauges() + worker_families()))
     assert calls == []
-    ours(Families(gauges() + [unusual()[0]] + worker_families()))
+    ours(Families([*gauges(), unusual()[0], *worker_families()]))
     assert calls == [["requests"]]
 
 

@@ -237,9 +237,8 @@ def test_tls_minimum_version_is_enforced(secured, certs):
     exporter = secured({"tls_server_config": tls_section(certs, min_version="TLS13")})
     old_client = ssl.create_default_context(cafile=str(certs.ca))
     old_client.maximum_version = ssl.TLSVersion.TLSv1_2
-    with pytest.raises(ssl.SSLError):
-        with socket_to(exporter.port) as raw, old_client.wrap_socket(raw, server_hostname="127.0.0.1"):
-            pass
+    with pytest.raises(ssl.SSLError), socket_to(exporter.port) as raw, old_client.wrap_socket(raw, server_hostname="127.0.0.1"):
+        pass
     assert exporter.get("/-/healthy", verify=str(certs.ca)).status_code == 200
 
 

@@ -125,7 +125,7 @@ def test_ollama_nodes_probe_and_model_cap(redis_db, scraper_for):
         assert value(s, "sollol_ollama_node_up", node=f"127.0.0.1:{dead}") == 0
         assert value(s, "sollol_ollama_node_loaded_models", node=node.address) == 5
         assert value(s, "sollol_ollama_node_info", node=node.address, version="0.33.0-rc2", source="metadata") == 1
-        models_seen = {dict(l)["model"] for l in series(s, "sollol_ollama_model_memory_bytes")}
+        models_seen = {dict(labels)["model"] for labels in series(s, "sollol_ollama_model_memory_bytes")}
         assert models_seen == {"model-4", "model-3", "other"}
         assert value(s, "sollol_ollama_model_memory_bytes", node=node.address, model="other") == 1000 * 3 + 0 + 1 + 2
         expiry = value(s, "sollol_ollama_model_expiry_seconds", node=node.address, model="model-4")
@@ -147,7 +147,7 @@ def test_gpu_keys_and_the_stats_stream(redis_db, scraper_for):
     assert value(s, "sollol_gpu_utilization_ratio", node="10.0.0.5:11434", gpu="0") == pytest.approx(0.37)
     assert value(s, "sollol_gpu_cpu_only", node="10.0.0.6:11434") == 1
     assert value(s, "sollol_exporter_collector_success", collector="gpu") == 1
-    assert not [l for l in series(s, "sollol_gpu_devices") if dict(l)["node"] == "stats"]
+    assert not [labels for labels in series(s, "sollol_gpu_devices") if dict(labels)["node"] == "stats"]
 
 
 def test_routing_stream_is_counted_once_from_the_start_position(redis_db, scraper_for):
@@ -197,7 +197,7 @@ def test_bad_values_fail_their_collector_only(redis_db, scraper_for, key, raw, c
     redis_db.client.set(key, raw)
     scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False}))
     s = collect(scraper)
-    failed = {dict(l)["collector"] for l, v in series(s, "sollol_exporter_collector_success").items() if v == 0}
+    failed = {dict(labels)["collector"] for labels, v in series(s, "sollol_exporter_collector_success").items() if v == 0}
     assert failed == ({collector} if collector else set())
     assert value(s, "sollol_redis_up") == 1
 
@@ -208,7 +208,7 @@ def test_wrongtype_and_oversized_keys(redis_db, scraper_for):
     redis_db.client.set("sollol:routing_stream", "not a stream")
     scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False}))
     s = collect(scraper)
-    failed = {dict(l)["collector"] for l, v in series(s, "sollol_exporter_collector_success").items() if v == 0}
+    failed = {dict(labels)["collector"] for labels, v in series(s, "sollol_exporter_collector_success").items() if v == 0}
     assert failed == {"metadata", "gpu", "routing"}
     assert value(s, "sollol_metadata_info", variant="invalid", source="", router_type="") == 1
 

@@ -203,9 +203,8 @@ def test_agent_serves_grpc_over_tls_and_requires_client_certificates(tmp_path, c
                             grpc.ssl_channel_credentials(ca, certs.stranger.key.read_bytes(), certs.stranger.cert.read_bytes())):
             with pytest.raises(grpc.FutureTimeoutError):
                 agent.check(credentials)
-        with grpc.insecure_channel(f"{LOOP}:{agent.port}") as channel:
-            with pytest.raises(grpc.RpcError):
-                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+        with grpc.insecure_channel(f"{LOOP}:{agent.port}") as channel, pytest.raises(grpc.RpcError):
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
     finally:
         agent.stop()
 

@@ -36,6 +36,7 @@ def service_name(port: int) -> str:
 
 def _certificate_configuration(loaded: Loaded, path: str):
     tls = loaded.config.tls
+    assert tls is not None  # only a web configuration with TLS gets here
     cert, key = certificate_and_key(tls, path)
     ca = client_ca(tls, path) if tls.wants_client_cert else None
     return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sollol_exporter import redact
 from sollol_exporter.cluster import ClusterState
@@ -84,7 +84,7 @@ class State:
         reload_time = GaugeMetricFamily(
             "sollol_exporter_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.", value=self.reload_time
         )
-        own = []
+        own: list[Metric] = []
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR) if self.exporter_metrics else ():
             try:
                 own.extend(collector.collect())
@@ -112,9 +112,10 @@ class State:
             rows.append(TargetRow("coordinator", name, reading.state, reading.duration, reading.detail))
         for address, backend in sorted(last.backends.items()):
             rows.append(TargetRow("rpc backend", str(address), backend.state, backend.result.duration, backend.result.detail))
-        for address, reading in sorted(last.ollama.items()):
-            rows.append(TargetRow("ollama node", str(address), "up" if reading.up else "down", reading.duration, reading.detail))
+        for address, node in sorted(last.ollama.items()):
+            rows.append(TargetRow("ollama node", str(address), "up" if node.up else "down", node.duration, node.detail))
         if last.dashboard is not None:
-            rows.append(TargetRow("dashboard", self.config_summary()["dashboard"]["url"], "up" if last.dashboard.up else "down", last.dashboard.duration, last.dashboard.detail))
+            rows.append(TargetRow("dashboard", self.config_summary()["dashboard"]["url"], "up" if last.dashboard.up else "down", last.dashboard.duration,
+                                  last.dashboard.detail))
         rows.append(TargetRow("redis", "", "up" if last.redis.up else "down", last.redis.duration, last.redis.error))
         return [TargetRow(r.kind, redact.text(r.name), r.status, r.seconds, redact.text(r.detail)) for r in rows]

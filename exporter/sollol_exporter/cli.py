@@ -107,7 +107,8 @@ def agent_parser() -> argparse.ArgumentParser:
         description="gRPC health service (grpc.health.v1) for the rpc-server workers on this host.",
     )
     p.add_argument("--web.listen-address", dest="listen", default=agent.DEFAULT_LISTEN, help=f"gRPC address (default {agent.DEFAULT_LISTEN})")
-    p.add_argument("--web.config.file", dest="web_config", default=None, help="exporter-toolkit web config file: its tls_server_config secures the gRPC port (default: none)")
+    p.add_argument("--web.config.file", dest="web_config", default=None,
+                   help="exporter-toolkit web config file: its tls_server_config secures the gRPC port (default: none)")
     p.add_argument("--rpc.port", dest="ports", type=int, action="append", required=True, help="worker port; repeat for each worker")
     p.add_argument("--check.interval", dest="interval", type=float, default=1.0, help="seconds between socket-table reads (default 1)")
     p.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)

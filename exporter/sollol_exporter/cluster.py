@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from sollol_exporter import metadata as metadata_model
 from sollol_exporter.events.counts import EventCounts
 from sollol_exporter.labels import Address, parse_address, sanitize
 from sollol_exporter.metadata import MetadataStore
-from sollol_exporter import metadata as metadata_model
 from sollol_exporter.presence import COORDINATOR, DASHBOARD, Presence
 from sollol_exporter.probes import BUSY, ProbeResult
 from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
@@ -68,7 +68,7 @@ def parse_routing_event(raw: bytes | None) -> RoutingEvent | None:
         try:
             parsed = datetime.fromisoformat(stamp)
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)  # SOLLOL writes naive UTC
+                parsed = parsed.replace(tzinfo=UTC)  # SOLLOL writes naive UTC
             moment = parsed.timestamp()
         except (ValueError, OverflowError):
             pass
@@ -129,7 +129,7 @@ class GuardedTable(dict):
 class RedisRecord:
     """What one Redis read changed in the cluster state, for the snapshot."""
 
-    current: object  # metadata.Current
+    current: metadata_model.Current
     routing_invalid: int
 
 
@@ -205,7 +205,7 @@ class ClusterState:
             dropped = 0
             excess = len(known) - cap
             if excess > 0:
-                for key in sorted((k for k in known if k not in present), key=known.get)[:excess]:
+                for key in sorted((k for k in known if k not in present), key=lambda k: known[k])[:excess]:
                     del known[key]
                     dropped += 1
             return sorted(key for key in known if key not in present), dropped

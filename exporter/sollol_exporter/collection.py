@@ -10,7 +10,6 @@ Redis gets at most half the budget, and what it newly names is read after it ans
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, wait
@@ -22,7 +21,7 @@ from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
 from sollol_exporter.probes.dispatch import PROBERS
 from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen
 from sollol_exporter.sources import coordinator as coordinator_source
-from sollol_exporter.sources.bundle import COORDINATORS, DASHBOARD, OLLAMA, REDIS, WORKERS, RedisResult, Sources
+from sollol_exporter.sources.bundle import COORDINATORS, DASHBOARD, OLLAMA, REDIS, WORKERS, RedisResult, Sources, payload_of
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import Reading as OllamaReading
 from sollol_exporter.workers import Worker, address_order, classify
@@ -118,7 +117,7 @@ class Collection:
 
     def _run(self) -> None:
         src, disabled = self.sources, self.config.disabled_collectors
-        if not NEEDS_REDIS <= disabled:
+        if not disabled >= NEEDS_REDIS:
             self.redis_future = src.submit(REDIS, REDIS, src.read_redis, self.redis_deadline)
         if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
             health_only = "coordinator" in disabled
@@ -154,7 +153,7 @@ class Collection:
         src = self.sources
         created = WorkerPass(src, self.workers or {}, self.coordinator_futures, self.deadline)
         future = src.submit(WORKERS, WORKERS, created.run, payload=created)
-        return future.payload, future
+        return payload_of(future), future
 
     def freeze(self, budget: float) -> Snapshot:
         s = self.sources
@@ -238,20 +237,22 @@ class Collection:
         elif current is not None and current.reading:
             invalid["metadata"] += current.reading.invalid_entries
             dropped["metadata"] += current.reading.dropped_entries
-        for name, parsed in (("gpu", r.gpu), ("rpc_nodes", r.registrations)):
+        gpu, registrations, section_errors = r.gpu, r.registrations, r.section_errors or {}
+        assert gpu is not None and registrations is not None  # a read that reached Redis parsed both
+        for name, parsed in (("gpu", gpu), ("rpc_nodes", registrations)):
             invalid[name] += parsed.invalid
             dropped[name] += parsed.dropped + (r.dropped or {}).get(name, 0)
             if parsed.errors:
                 failures[name] = parsed.errors[0]
-            if name in (r.section_errors or {}):
-                failures[name] = f"keys not listed: {r.section_errors[name]}"
+            if name in section_errors:
+                failures[name] = f"keys not listed: {section_errors[name]}"
         invalid["routing"] += r.routing_invalid
         if r.routing_error:
             failures["routing"] = r.routing_error
-        return {"metadata": current, "gpu": tuple(r.gpu.items), "registrations": tuple(r.registrations.items)}
+        return {"metadata": current, "gpu": tuple(gpu.items), "registrations": tuple(registrations.items)}
 
     def _coordinators(self, elapsed: float, invalid: Counter, dropped: Counter) -> dict[str, coordinator_source.Reading]:
-        readings = {}
+        readings: dict[str, coordinator_source.Reading] = {}
         if {"coordinator", "rpc_backends"} <= self.config.disabled_collectors:
             return readings
         for client in self.sources.coordinators:
@@ -281,8 +282,8 @@ class Collection:
 def _unfinished(future: Future | None) -> str:
     """Why a task has no result: still running (not in time), or it raised (a bug: the failure log says so once per
     target; the traceback goes to the debug log)."""
-    if future is not None and future.done() and not future.cancelled() and future.exception() is not None:
-        err = future.exception()
+    err = future.exception() if future is not None and future.done() and not future.cancelled() else None
+    if err is not None:
         log.debug("task failed", exc_info=(type(err), err, err.__traceback__))
         return f"internal error: {type(err).__name__}"
     return NOT_IN_TIME

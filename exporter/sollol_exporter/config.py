@@ -344,8 +344,8 @@ def parse_yaml(text: str, source: _Source) -> dict[str, Any]:
         raise ConfigError(f"{where}:{line}: character U+{err.character:04X} is not allowed in YAML") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where}{line}: invalid YAML: {_yaml_problem(err)}") from None
+        at = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}{at}: invalid YAML: {_yaml_problem(err)}") from None
     if node is None:
         return {}
     if not isinstance(value, dict):
@@ -392,7 +392,7 @@ def unknown_tag(node: yaml.Node) -> str | None:
 class _Expander:
     """Turns composed nodes into plain values, following aliases within a budget and refusing cycles."""
 
-    def __init__(self, loader: yaml.SafeLoader, source: _Source):
+    def __init__(self, loader: _BoundedLoader, source: _Source):
         self.loader = loader
         self.source = source
         self.remaining = loader.nodes + MAX_ALIAS_VALUES  # without aliases every node is visited exactly once
@@ -418,7 +418,7 @@ class _Expander:
         try:
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node, path)
-            return [self.plain(item, path + (index,)) for index, item in enumerate(node.value)]
+            return [self.plain(item, (*path, index)) for index, item in enumerate(node.value)]
         finally:
             self.open.discard(id(node))
 
@@ -432,10 +432,10 @@ class _Expander:
                 raise _Refused(line, "keys must be plain names")
             key = key_node.value
             if tag := unknown_tag(key_node):
-                raise _Refused(line, f"{_dotted(path + (key,))}: unknown YAML tag {tag} on the key")
+                raise _Refused(line, f"{_dotted((*path, key))}: unknown YAML tag {tag} on the key")
             if key in result:
-                raise _Refused(line, f"{_dotted(path + (key,))}: duplicate key")
-            result[key] = self.plain(value_node, path + (key,))
+                raise _Refused(line, f"{_dotted((*path, key))}: duplicate key")
+            result[key] = self.plain(value_node, (*path, key))
         return result
 
     def scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
@@ -465,11 +465,11 @@ def _register_secrets(value: Any, path: tuple, source: _Source) -> None:
     """Tell the redactor every secret the config holds, before anything can fail and echo one."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _register_secrets(item, path + (key,), source)
+            _register_secrets(item, (*path, key), source)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _register_secrets(item, path + (index,), source)
+            _register_secrets(item, (*path, index), source)
         return
     name = str(path[-1]) if path else ""
     if isinstance(value, str):
@@ -519,11 +519,11 @@ def _build(cls: type, value: Any, path: tuple, source: _Source) -> Any:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(source, path + (key,), f"unknown key{hint}")
+            _fail(source, (*path, key), f"unknown key{hint}")
     kwargs = {}
     for name, spec in known.items():
         if name in value:
-            kwargs[name] = _convert(hints[name], spec, value[name], path + (name,), source)
+            kwargs[name] = _convert(hints[name], spec, value[name], (*path, name), source)
     return cls(**kwargs)
 
 
@@ -534,13 +534,13 @@ def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, path: tuple,
         if seconds == 0 and spec.metadata["zero"] is None:
             _fail(source, path, f"must be longer than 0, got {_shown(value)}")
         return seconds
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, path, source)
     if origin is list:
         if not isinstance(value, list):
             _fail(source, path, f"expected a list, got {type(value).__name__}")
         (item,) = typing.get_args(hint)
-        return [_convert(item, None, element, path + (index,), source) for index, element in enumerate(value)]
+        return [_convert(item, None, element, (*path, index), source) for index, element in enumerate(value)]
     if origin is Literal:
         choices = typing.get_args(hint)
         if value is False and "off" in choices:
@@ -599,20 +599,20 @@ def _check(config: Config, source: _Source) -> None:
     names = set()
     for index, coordinator in enumerate(config.coordinators):
         path = ("coordinators", index)
-        _check_http_url(coordinator.url, path + ("url",), source)
+        _check_http_url(coordinator.url, (*path, "url"), source)
         for position, backend in enumerate(coordinator.rpc_backends):
-            _address(backend, 50052, path + ("rpc_backends", position), source)
+            _address(backend, 50052, (*path, "rpc_backends", position), source)
         if coordinator.api_key and coordinator.api_key_file:
             _fail(source, path, "set api_key or api_key_file, not both")
-        _check_header_value(coordinator.api_key, path + ("api_key",), source)
+        _check_header_value(coordinator.api_key, (*path, "api_key"), source)
         label = coordinator_label(coordinator)
         if label in names:
             _fail(source, path, f"two coordinators are both named {label!r}")
         names.add(label)
     _check_port(config.rpc_backends.grpc.port, ("rpc_backends", "grpc", "port"), source)
-    for index, backend in enumerate(config.rpc_backends.static):
-        _address(backend.address, 50052, ("rpc_backends", "static", index, "address"), source)
-        _check_port(backend.grpc.port, ("rpc_backends", "static", index, "grpc", "port"), source)
+    for index, static in enumerate(config.rpc_backends.static):
+        _address(static.address, 50052, ("rpc_backends", "static", index, "address"), source)
+        _check_port(static.grpc.port, ("rpc_backends", "static", index, "grpc", "port"), source)
     for index, node in enumerate(config.ollama.nodes):
         _address(node, 11434, ("ollama", "nodes", index), source)
     _check_header_value(config.ollama.host_header, ("ollama", "host_header"), source)

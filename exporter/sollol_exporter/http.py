@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 
-
 from sollol_exporter import __version__
 from sollol_exporter.app import State
 from sollol_exporter.build import revision

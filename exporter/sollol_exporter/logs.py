@@ -42,7 +42,7 @@ class Formatter(logging.Formatter):
         self.debug = debug
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": {"WARNING": "warn"}.get(record.levelname, record.levelname.lower()),
             "logger": record.name.replace("sollol_exporter.", ""),
@@ -51,7 +51,7 @@ class Formatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info and self.debug:
             entry["exception"] = self.formatException(record.exc_info)
-        elif record.exc_info:
+        elif record.exc_info and record.exc_info[0] is not None:
             entry["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"[:300]
         entry = {key: _masked(key, value) for key, value in entry.items()}
         if self.style == "json":

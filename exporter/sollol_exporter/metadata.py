@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sollol_exporter.labels import Address, parse_address, sanitize
-from sollol_exporter.values import (MAX_COUNT, MAX_MEBIBYTES, MAX_MILLISECONDS, BadValue, decode_json, epoch_seconds, flag, items, mapping,
-                                    number, text)
+from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, MAX_MILLISECONDS, BadValue, decode_json, epoch_seconds, flag, items, mapping, number, text
 
 OLLAMA_POOL = "ollama_pool"  # variant A
 RAY_HYBRID = "ray_hybrid_router"  # variant B

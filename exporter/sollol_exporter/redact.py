@@ -88,7 +88,7 @@ def _masked_field(key: Any, value: Any) -> Any:
 def secrets_in_url(value: str) -> list[str]:
     """The user name and password of a URL and its secret-named parameters, however malformed the URL is."""
     found = []
-    scheme, separator, rest = value.partition("://")
+    _scheme, separator, rest = value.partition("://")
     if separator and "@" in rest:
         userinfo = rest.rpartition("@")[0]
         user, colon, password = userinfo.partition(":")

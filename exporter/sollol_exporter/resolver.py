@@ -13,8 +13,8 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable
 
 THREADS = 8
 CACHE_SECONDS = 5.0
@@ -46,10 +46,10 @@ class Resolver:
             raise LookupTimeout(host)
         return answer.result()
 
-    def resolve_many(self, pairs: list[tuple[str, int]], deadline: float) -> dict[tuple[str, int], list | Exception]:
+    def resolve_many(self, pairs: list[tuple[str, int]], deadline: float) -> dict[tuple[str, int], list | BaseException]:
         """Every (host, port) looked up at once; each answer, or the exception (LookupTimeout past the deadline)."""
         started = {pair: self._start(*pair) for pair in pairs}
-        answers: dict[tuple[str, int], list | Exception] = {}
+        answers: dict[tuple[str, int], list | BaseException] = {}
         for pair, answer in started.items():
             if not isinstance(answer, Future):
                 answers[pair] = answer

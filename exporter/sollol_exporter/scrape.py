@@ -154,7 +154,7 @@ class Scraper:
         for address, backend in s.backends.items():
             if backend.state not in UP_STATES:
                 problems[f"backend={address}"] = f"{backend.state}: {backend.result.detail}".rstrip(": ")
-        for address, reading in s.ollama.items():
-            if not reading.up or reading.detail:
-                problems[f"node={address}"] = reading.detail or "down"
+        for address, node in s.ollama.items():
+            if not node.up or node.detail:
+                problems[f"node={address}"] = node.detail or "down"
         self.failures.update(problems)

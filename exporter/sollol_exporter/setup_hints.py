@@ -25,7 +25,7 @@ def setup_hints(snapshot: Snapshot | None, config: Config) -> list[str]:
         return []
     off, declared = config.disabled_collectors, config.declared
     hints = []
-    if not snapshot.redis.up and not REDIS_READERS <= off and not is_expected(snapshot, REDIS):
+    if not snapshot.redis.up and not off >= REDIS_READERS and not is_expected(snapshot, REDIS):
         where = f"redis.url {CONFIG_FILE}" if "redis" in declared else f"SOLLOL_REDIS_URL, or redis.url {CONFIG_FILE}"
         hints.append(f"Redis: nothing answers at {redact.text(config.redis.url)} — set {where}")
     absent = [c for c in config.coordinators if not is_expected(snapshot, COORDINATOR, coordinator_label(c))]
@@ -46,7 +46,8 @@ def setup_hints(snapshot: Snapshot | None, config: Config) -> list[str]:
     dashboard = snapshot.dashboard
     if (config.dashboard.enabled and "applications" not in off and (dashboard is None or not dashboard.up)
             and not is_expected(snapshot, DASHBOARD)):
-        where = f"dashboard.url {CONFIG_FILE}" if "dashboard" in declared else f"SOLLOL_DASHBOARD_HOST and SOLLOL_DASHBOARD_PORT, or dashboard.url {CONFIG_FILE}"
+        where = (f"dashboard.url {CONFIG_FILE}" if "dashboard" in declared
+                 else f"SOLLOL_DASHBOARD_HOST and SOLLOL_DASHBOARD_PORT, or dashboard.url {CONFIG_FILE}")
         hints.append(f"SOLLOL dashboard: nothing answers at {redact.text(config.dashboard.url)} — set {where} "
                      "(dashboard.enabled: false if there is none)")
     return hints

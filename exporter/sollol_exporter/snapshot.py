@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from sollol_exporter import metadata as metadata_model
 from sollol_exporter.cluster import RoutingView

@@ -16,8 +16,8 @@ up = 1 for reachable, busy and serving.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from sollol_exporter.config import Config, RpcBackendConfig, coordinator_label
 from sollol_exporter.labels import Address, parse_address

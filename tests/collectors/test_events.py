@@ -44,7 +44,7 @@ def test_ollama_requests_errors_and_latency_histograms():
     labels = (("model", "llama3.2"), ("node", "10.0.0.5:11434"), ("operation", "chat"))
     assert series(samples, "sollol_requests_total") == {(*labels, ("outcome", "success"), ("streaming", "false")): 2.0,
                                                         (*labels, ("outcome", "error"), ("streaming", "false")): 1.0}
-    buckets = {dict(l)["le"]: count for l, count in series(samples, "sollol_request_duration_seconds_bucket").items()}
+    buckets = {dict(labels)["le"]: count for labels, count in series(samples, "sollol_request_duration_seconds_bucket").items()}
     assert buckets == {**{repr(float(b)): (0.0 if b < 0.04 else 1.0 if b < 1.5 else 2.0) for b in BUCKETS}, "+Inf": 2.0}  # cumulative
     assert series(samples, "sollol_request_duration_seconds_count") == {(*labels, ("streaming", "false")): 2.0}
     assert series(samples, "sollol_request_duration_seconds_sum") == {(*labels, ("streaming", "false")): 1.54}

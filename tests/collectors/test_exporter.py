@@ -1,7 +1,8 @@
 """The exporter's own collector: what every other collector skipped and left out."""
 
 from sollol_exporter.collectors.exporter import ExporterCollector
-from sollol_exporter.metadata import Current, Reading as MetadataReading
+from sollol_exporter.metadata import Current
+from sollol_exporter.metadata import Reading as MetadataReading
 from sollol_exporter.snapshot import RedisStatus, Snapshot, frozen
 from sollol_exporter.sources.coordinator import Reading
 

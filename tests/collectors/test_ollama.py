@@ -2,7 +2,8 @@
 
 from sollol_exporter.collectors.ollama import OllamaCollector
 from sollol_exporter.labels import Address
-from sollol_exporter.metadata import OLLAMA_POOL, RAY_HYBRID, NodeStats, Reading as MetadataReading
+from sollol_exporter.metadata import OLLAMA_POOL, RAY_HYBRID, NodeStats
+from sollol_exporter.metadata import Reading as MetadataReading
 from sollol_exporter.snapshot import RedisStatus, Snapshot, frozen
 from sollol_exporter.sources.ollama import Model, Reading
 from tests.support.collect import rendered

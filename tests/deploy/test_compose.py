@@ -63,7 +63,7 @@ def test_every_mounted_path_exists_and_config_is_read_only():
     named = set(COMPOSE.get("volumes", {}))
     for name, service in COMPOSE["services"].items():
         for volume in service.get("volumes", []):
-            source, target, *mode = volume.split(":")
+            source, _target, *mode = volume.split(":")
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source}"
                 assert mode == ["ro"], f"{name}: {volume} should be read-only"
@@ -247,7 +247,7 @@ def test_host_network_prometheus_keeps_its_flags_and_reaches_every_target():
     services = host_network()
     prometheus = services["prometheus"]
     main_flags = compose.render([MAIN], PASSWORD)["services"]["prometheus"]["command"]
-    assert prometheus["command"] == main_flags + [f"--web.listen-address={LOOPBACK}:9090"]
+    assert prometheus["command"] == [*main_flags, f"--web.listen-address={LOOPBACK}:9090"]
     config_file = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     targets = {job["job_name"]: target for job in config_file["scrape_configs"]
                for static in job["static_configs"] for target in static["targets"]}

@@ -35,7 +35,7 @@ def test_multi_stage_pinned_non_root_with_healthcheck():
     bases = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(bases) == 2
     for base in bases:
-        name, _, tag = base.partition(":")
+        _name, _, tag = base.partition(":")
         assert tag and tag != "latest" and any(c.isdigit() for c in tag), base
     final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
     users = [args for op, args in final if op == "USER"]

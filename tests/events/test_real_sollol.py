@@ -65,7 +65,8 @@ def test_ollama_pool_requests_errors_and_latency_match_what_the_nodes_served(sta
     samples = exporter.scrape()
     for server in stand_ins:
         node = server.address
-        assert value(samples, "sollol_requests_total", node=node, model="llama3.2:3b", operation="chat", outcome="success", streaming="false") == served(server, 200)
+        successes = value(samples, "sollol_requests_total", node=node, model="llama3.2:3b", operation="chat", outcome="success", streaming="false")
+        assert successes == served(server, 200)
         errors = value(samples, "sollol_requests_total", node=node, model="llama3.2:3b", operation="unknown", outcome="error", streaming="false")
         assert (errors or 0) == served(server, 500)
         assert buckets_of(samples, node=node)[float("inf")] == served(server, 200)  # histogram count = responses
@@ -92,9 +93,9 @@ def chat_stand_ins():
     routes = (OllamaChatRoute(chunk_delay=CHUNK_DELAY), OllamaChatRoute(chunk_delay=CHUNK_DELAY),
               OllamaChatRoute(chunk_delay=CHUNK_DELAY, fail_every=3, break_every=3))
     servers = [ReplayServer(ollama_routes()) for _ in routes]
-    for server, route in zip(servers, routes):
+    for server, route in zip(servers, routes, strict=True):
         server.routes["/api/chat"] = route
-    yield list(zip(servers, routes))
+    yield list(zip(servers, routes, strict=True))
     for server in servers:
         server.stop()
 
@@ -117,11 +118,11 @@ def test_streamed_requests_are_counted_once_and_labelled_as_streams(start_export
     samples = exporter.scrape()
     assert sum(series(samples, "sollol_requests_total").values()) == attempts  # each failed stream once, not twice
     for server, route in chat_stand_ins:
-        def requests(outcome, streaming, operation="chat"):
+        def requests(outcome, streaming, operation="chat", server=server):
             return value(samples, "sollol_requests_total", node=server.address, model="llama3.2:3b", operation=operation,
                          outcome=outcome, streaming=streaming) or 0
 
-        def errors(reason):
+        def errors(reason, server=server):
             return value(samples, "sollol_request_errors_total", node=server.address, model="llama3.2:3b", reason=reason) or 0
 
         assert requests("success", "true") == route.served_count(True, 200), server.address

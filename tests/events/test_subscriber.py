@@ -16,10 +16,10 @@ from tests.support.collect import base_config
 from tests.support.exporter import series, value
 from tests.support.net import free_port, stop_process, wait_for
 from tests.support.redis_server import RedisServer
-from tests.support.tls import make_certificates
 from tests.support.sollol_events import OLLAMA_CHANNEL as OLLAMA
 from tests.support.sollol_events import RPC_CHANNEL as RPC
 from tests.support.sollol_events import interleaved, ollama_error, ollama_response, streamed_request, unary_request
+from tests.support.tls import make_certificates
 
 
 def response(node="10.0.0.5:11434", model="llama3.2:3b", latency_ms=842.1, operation="chat"):
@@ -79,7 +79,8 @@ def test_streamed_requests_are_exported_apart_and_a_failed_stream_once(start_exp
         redis_db.client.publish(OLLAMA, message)
     wait_for(lambda: value(exporter.scrape(), "sollol_events_received_total", channel="ollama") == len(messages), 10, what="received")
     samples = exporter.scrape()
-    assert {dict(labels)["streaming"]: count for labels, count in series(samples, "sollol_requests_total").items() if dict(labels)["outcome"] == "error"} == {"true": 1}
+    errors = {dict(labels)["streaming"]: count for labels, count in series(samples, "sollol_requests_total").items() if dict(labels)["outcome"] == "error"}
+    assert errors == {"true": 1}
     assert value(samples, "sollol_request_errors_total", node=node, model=model, reason="http_5xx") == 1
     assert requests_of(samples, "success", streaming="true") == 1 and requests_of(samples, "success") == 1
     streamed = {"node": node, "model": model, "operation": "chat", "streaming": "true"}

@@ -75,7 +75,7 @@ def test_the_connection_cap_evicts_the_oldest_idle_connection(server_factory):
     assert closed_within(socks[0], 2)  # the oldest went
     newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert newcomer.recv(4096).startswith(b"HTTP/1.1 200")
-    for sock in socks + [newcomer]:
+    for sock in [*socks, newcomer]:
         sock.close()
 
 

@@ -16,8 +16,8 @@ import yaml
 
 from sollol_exporter.web.protocol import Response
 from sollol_exporter.web.server import Server
-from tests.support.tls import make_certificates, tls_section
 from tests.support.net import exchange
+from tests.support.tls import make_certificates, tls_section
 
 LOOP = "127.0.0.1"
 BIG = b"x" * (48 << 20)  # more than loopback's socket buffers hold: a client that never reads holds the worker
@@ -191,9 +191,8 @@ def test_a_slow_tls_reload_does_not_stall_handshakes(tmp_path, certs, exporters,
     monkeypatch.setattr(watch, "load", slow_load)
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     started = time.monotonic()
-    with socket.create_connection((LOOP, port), timeout=10) as raw:
-        with tls_client(certs).wrap_socket(raw, server_hostname="localhost"):
-            pass
+    with socket.create_connection((LOOP, port), timeout=10) as raw, tls_client(certs).wrap_socket(raw, server_hostname="localhost"):
+        pass
     assert time.monotonic() - started < 1.5  # the handshake used the last good context, not waiting for the reload
 
 
@@ -205,10 +204,9 @@ def test_a_fifo_in_place_of_the_certificate_keeps_the_tls_server_answering(tmp_p
     cert.unlink()
     os.mkfifo(cert)
     for _ in range(3):
-        with socket.create_connection((LOOP, port), timeout=5) as raw:
-            with tls_client(certs).wrap_socket(raw, server_hostname="localhost") as sock:
-                sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                assert read_head(sock).startswith(b"HTTP/1.1 200")
+        with socket.create_connection((LOOP, port), timeout=5) as raw, tls_client(certs).wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_head(sock).startswith(b"HTTP/1.1 200")
     assert watcher.failed_signature is not None
 
 
@@ -216,10 +214,10 @@ def test_plain_http_to_the_tls_port_gets_the_go_answer(tmp_path, certs, exporter
     port, _, _ = web_server(tmp_path, {"tls_server_config": tls_section(certs)}, exporters)
     reply = exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 400 Bad Request\r\n") and b"Client sent an HTTP request to an HTTPS server." in reply, reply
-    with socket.create_connection((LOOP, port), timeout=5) as raw:  # and TLS still works
-        with tls_client(certs).wrap_socket(raw, server_hostname="localhost") as sock:
-            sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert read_head(sock).startswith(b"HTTP/1.1 200")
+    # and TLS still works
+    with socket.create_connection((LOOP, port), timeout=5) as raw, tls_client(certs).wrap_socket(raw, server_hostname="localhost") as sock:
+        sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_head(sock).startswith(b"HTTP/1.1 200")
 
 
 def test_canned_answers_carry_the_configured_headers(tmp_path, exporters):

@@ -49,7 +49,7 @@ def test_a_scrape_running_during_reloads_reports_what_it_read(start_exporter, re
         exporter = start_exporter(config, extra_args=("--web.enable-lifecycle",))
         for how in ("sighup", "post", "sighup"):
             result = {}
-            scrape = threading.Thread(target=lambda: result.update(reply=exporter.scrape_text(timeout=5)))
+            scrape = threading.Thread(target=lambda result=result: result.update(reply=exporter.scrape_text(timeout=5)))
             scrape.start()
             time.sleep(SLOW / 3)
             if how == "sighup":

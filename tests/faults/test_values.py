@@ -102,7 +102,7 @@ def test_many_gpu_keys_within_the_size_limit_cost_at_most_the_read_budget(start_
         pipe.set(f"sollol:gpu:10.0.{index // 256}.{index % 256}:11434", report, ex=120)
     pipe.execute()
     for _ in range(3):
-        samples, _, wall, cpu = timed_scrape(exporter, timeout=3)
+        samples, _, _wall, cpu = timed_scrape(exporter, timeout=3)
         assert value(samples, "sollol_redis_up") == 1
         read = len(series(samples, "sollol_gpu_devices"))
         assert 0 < read <= PREFIX_BUDGET // len(report)

@@ -207,7 +207,7 @@ def slo_constants(slo: str, objective: float) -> list[dict]:
 def test_the_overview_error_ratio_is_zero_while_nothing_fails_and_absent_without_traffic(tmp_path):
     traffic = [series("sollol_requests_total", "0+10x40", node="a:11434", model="m1", operation="chat", outcome="success", streaming="false")]
     assert values(evaluate(tmp_path, traffic, panel_expr("sollol-overview", "Error ratio"))) == [0]
-    failing = traffic + [series("sollol_requests_total", "0+10x40", node="a:11434", model="m1", operation="unknown", outcome="error", streaming="false")]
+    failing = [*traffic, series("sollol_requests_total", "0+10x40", node="a:11434", model="m1", operation="unknown", outcome="error", streaming="false")]
     assert values(evaluate(tmp_path, failing, panel_expr("sollol-overview", "Error ratio"))) == [0.5]
     assert evaluate(tmp_path, [REDIS], panel_expr("sollol-overview", "Error ratio")) == []
 

@@ -149,9 +149,9 @@ def populated(tmp_path_factory, redis_server, tiny_model):
             llama.chat(coordinator.port, "tell me something", max_tokens=8)
             time.sleep(1)
         for each in stacks.values():
-            wait_for(lambda: each.query("sollol_router_task_type_requests_total") and each.query("sollol_rpc_backend_device_memory_free_bytes"),
+            wait_for(lambda each=each: each.query("sollol_router_task_type_requests_total") and each.query("sollol_rpc_backend_device_memory_free_bytes"),
                      30, what="the exporter's data in Prometheus")
-            wait_for(lambda: all(each.query(rule) for rule in RECORDED), 30, what="the recording rules evaluated")
+            wait_for(lambda each=each: all(each.query(rule) for rule in RECORDED), 30, what="the recording rules evaluated")
         time.sleep(16)  # enough samples for every rate window
         yield stacks
     finally:

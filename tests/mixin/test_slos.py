@@ -107,7 +107,8 @@ def test_every_slo_has_a_page_and_a_ticket_alert_with_the_workbook_s_windows_and
             for short, long, factor in pairs:
                 for window in (short, long):
                     assert f'slo:sli_error:ratio_rate{window}{{sloth_id="sollol-{slo}"' in rule["expr"]
-                    assert f"ratio_rate{window}{{sloth_id=\"sollol-{slo}\",sloth_service=\"sollol\",sloth_slo=\"{slo}\"}} > ({factor} * {budget})" in rule["expr"]
+                    selector = f'sloth_id="sollol-{slo}",sloth_service="sollol",sloth_slo="{slo}"'
+                    assert f"ratio_rate{window}{{{selector}}} > ({factor} * {budget})" in rule["expr"]
                 # the low-traffic guard: the short window's request rate
                 assert re.search(rf"\[{short}\]\)\) >= 0\.05", rule["expr"]), rule["expr"]
             assert "{{" not in rule["annotations"]["summary"]

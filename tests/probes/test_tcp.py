@@ -191,7 +191,7 @@ def test_a_thousand_workers_in_one_pass_each_get_their_own_answer():
         listeners.append(listener)
     refused = [free_port() for _ in range(390)]
     blackholes = [full_listener() for _ in range(10)]
-    expected = {Target(Address("127.0.0.1", l.getsockname()[1])): OK for l in listeners}
+    expected = {Target(Address("127.0.0.1", listener.getsockname()[1])): OK for listener in listeners}
     expected |= {Target(Address("127.0.0.1", port)): REFUSED for port in refused}
     expected |= {Target(Address("127.0.0.1", port)): TIMEOUT for _, port in blackholes}
     try:

@@ -99,7 +99,7 @@ def test_nothing_running_yet_then_an_ollama_only_sollol_then_its_faults(stack, t
     nodes = ollama_nodes(stack, 2)
     stack.add(RunningCluster({"redis_port": redis_port, "nodes": [n.port for n in nodes]}, redis.url, log_dir=tmp_path))
     for node in nodes:
-        wait_for(lambda: prometheus.query(f'sollol_ollama_node_up{{node="{node.address}"}} == 1'), 60, what=f"{node.address} found")
+        wait_for(lambda node=node: prometheus.query(f'sollol_ollama_node_up{{node="{node.address}"}} == 1'), 60, what=f"{node.address} found")
     wait_for(lambda: prometheus.query('sum(sollol_requests_total{outcome="success"}) > 0'), 30, what="requests counted")
     settled = time.time()
     healthy_for(prometheus, 5)
@@ -112,7 +112,8 @@ def test_nothing_running_yet_then_an_ollama_only_sollol_then_its_faults(stack, t
     second.stop()
     fires(prometheus, "SollolOllamaNodesAllDown")
     # nodes going down is not a coordinator or an exporter problem
-    unrelated = prometheus.query(f'count_over_time(ALERTS{{alertname=~"SollolCoordinator.*|SollolExporterCollectorFailing"}}[{int(time.time() - settled) + 1}s])')
+    since = int(time.time() - settled) + 1
+    unrelated = prometheus.query(f'count_over_time(ALERTS{{alertname=~"SollolCoordinator.*|SollolExporterCollectorFailing"}}[{since}s])')
     assert unrelated == [], [u["metric"] for u in unrelated]
     redis.stop()
     fires(prometheus, "SollolRedisDown")
@@ -131,7 +132,8 @@ def test_a_llama_cpp_only_sollol_and_its_faults(stack, tmp_path, redis_db, tiny_
     port = free_port()
     exporter = stack.exporter(redis_db.url, coordinator_port=port)
     prometheus = stack.prometheus(exporter)
-    cluster = stack.add(RunningCluster({"redis_port": redis_db.port, "coordinator": {"model": str(tiny_model), "workers": [w.port for w in workers], "port": port}},
+    cluster = stack.add(RunningCluster({"redis_port": redis_db.port,
+                                        "coordinator": {"model": str(tiny_model), "workers": [w.port for w in workers], "port": port}},
                                        redis_db.url, extra_path=str(llama.bin_dir()), env={"LLAMA_ARG_ENDPOINT_METRICS": "1"}, log_dir=tmp_path))
     wait_for(lambda: prometheus.query('sollol_coordinator_state{state="ok"} == 1'), 60, what="coordinator ok")
     wait_for(lambda: len(prometheus.query("sollol_rpc_backend_up == 1")) == 2, 30, what="workers up")

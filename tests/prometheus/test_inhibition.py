@@ -162,7 +162,7 @@ def alert_states(tmp_path_factory):
         while True:
             reported = requests.get(manager.url + "/api/v2/alerts", timeout=5).json()
             suppressed = sum(1 for a in reported if a["status"]["state"] == "suppressed")
-            if len(reported) == len(posted) and suppressed >= must_be_suppressed or time.monotonic() > deadline:
+            if (len(reported) == len(posted) and suppressed >= must_be_suppressed) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         time.sleep(1)  # one more round for an inhibition that should not happen

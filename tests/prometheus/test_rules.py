@@ -156,7 +156,7 @@ def test_the_readme_alert_table_lists_every_alert_with_its_severity_and_for():
     for line in (ROOT / "README.md").read_text().splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if len(cells) == 4 and cells[0].startswith("Sollol"):
-            for name, window in zip(cells[0].split(" / "), cells[2].split(" / ")):
+            for name, window in zip(cells[0].split(" / "), cells[2].split(" / "), strict=True):
                 rows[name] = (cells[1], window)
     expected = {rule["alert"]: (rule["labels"]["severity"], rule.get("for", "—")) for rule in every_alert_rule()}
     assert rows == expected

@@ -49,7 +49,7 @@ class WrongPasswords:
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def __enter__(self) -> "WrongPasswords":
+    def __enter__(self) -> WrongPasswords:
         for _ in range(self.count):
             thread = threading.Thread(target=self._attack, daemon=True)
             thread.start()

@@ -34,7 +34,7 @@ def series(samples, name):
 
 def one_hot(samples, metric, /, **labels) -> str | None:
     """The state whose series is 1."""
-    hot = [dict(l)["state"] for l, v in series(samples, metric).items() if v == 1 and all(dict(l).get(k) == x for k, x in labels.items())]
+    hot = [dict(found)["state"] for found, v in series(samples, metric).items() if v == 1 and all(dict(found).get(k) == x for k, x in labels.items())]
     return hot[0] if len(hot) == 1 else None
 
 

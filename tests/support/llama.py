@@ -19,9 +19,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,7 +46,7 @@ TCP_STATES = {
     "0B": "CLOSING",
 }
 
-_live: dict[int, "Proc"] = {}
+_live: dict[int, Proc] = {}
 
 
 class LlamaBinaryNotFound(RuntimeError):
@@ -311,7 +312,7 @@ class Proc:
         _live.pop(self.pid, None)
         return rc
 
-    def __enter__(self) -> "Proc":
+    def __enter__(self) -> Proc:
         return self
 
     def __exit__(self, *exc: object) -> None:

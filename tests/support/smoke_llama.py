@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, for the tests package
 
-from tests.support import llama  # noqa: E402
+from tests.support import llama
 
 
 def pgrep(pattern: str) -> list[str]:

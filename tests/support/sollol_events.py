@@ -61,7 +61,7 @@ def streamed_request(node: str, model: str, started: float, latency_ms: float, f
     ended = started + latency_ms / 1000
     events = [(started + _LOGGED, ollama_request(node, model, operation, streaming=True, at=started + _LOGGED))]
     if failure is None:
-        return events + [(ended + _LOGGED, ollama_response(node, model, latency_ms, operation, streaming=True, at=ended + _LOGGED))]
+        return [*events, (ended + _LOGGED, ollama_response(node, model, latency_ms, operation, streaming=True, at=ended + _LOGGED))]
     events.append((ended + _LOGGED, ollama_error(node, model, failure, latency_ms, at=ended + _LOGGED)))
     if _is_status(failure):
         echo_ms = latency_ms + 0.2
@@ -77,7 +77,7 @@ def unary_request(node: str, model: str, started: float, latency_ms: float, fail
     ended = started + latency_ms / 1000
     events = [(started + _LOGGED, ollama_request(node, model, operation, async_io=async_io, at=started + _LOGGED))]
     if failure is None:
-        return events + [(ended + _LOGGED, ollama_response(node, model, latency_ms, operation, async_io=async_io, at=ended + _LOGGED))]
+        return [*events, (ended + _LOGGED, ollama_response(node, model, latency_ms, operation, async_io=async_io, at=ended + _LOGGED))]
     events.append((ended + _LOGGED, ollama_error(node, model, failure, latency_ms, at=ended + _LOGGED)))
     if async_io and _is_status(failure):
         echo_ms = latency_ms + 0.2
@@ -125,7 +125,7 @@ class ActivityPublisher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "ActivityPublisher":
+    def start(self) -> ActivityPublisher:
         self._publish(RPC_CHANNEL, rpc_event("coordinator_model_load", self.coordinator, model=self.coordinator_model,
                                              coordinator=self.coordinator, layers_offloaded=7))
         self._thread.start()

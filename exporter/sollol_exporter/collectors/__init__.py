@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client.core import Metric
 
 from sollol_exporter.config import Config
 from sollol_exporter.snapshot import Snapshot
-
 
 # The collectors --no-collector.<name> can turn off, with what each reports (for --help). The exporter's own
 # collector ("exporter") is not among them: it reports on the others.

@@ -21,7 +21,8 @@ class ApplicationsCollector:
         kind = GaugeMetricFamily("sollol_dashboard_info", "Which SOLLOL dashboard holds the port; always 1.", labels=["kind"])
         up = GaugeMetricFamily("sollol_application_up", "1 while the app heartbeats the dashboard; 0 once it has vanished.", labels=["app", "router_type"])
         uptime = GaugeMetricFamily("sollol_application_uptime_seconds", "Uptime the dashboard reports for the app.", labels=["app", "router_type"])
-        heartbeat = GaugeMetricFamily("sollol_application_last_heartbeat_timestamp_seconds", "Last heartbeat the dashboard received.", labels=["app", "router_type"])
+        heartbeat = GaugeMetricFamily("sollol_application_last_heartbeat_timestamp_seconds", "Last heartbeat the dashboard received.",
+                                      labels=["app", "router_type"])
         info = GaugeMetricFamily("sollol_application_info", "App id and version; always 1.", labels=["app", "router_type", "app_id", "version"])
         if not reading.up:
             return [dashboard_up]

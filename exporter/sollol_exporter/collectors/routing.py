@@ -13,7 +13,8 @@ class RoutingCollector:
         if s.routing is None:
             return []
         view = s.routing
-        events = CounterMetricFamily("sollol_routing_events_total", "Routing events read from sollol:routing_stream since the exporter started.", labels=["event_type"])
+        events = CounterMetricFamily("sollol_routing_events_total", "Routing events read from sollol:routing_stream since the exporter started.",
+                                     labels=["event_type"])
         for event_type, count in sorted(view.events.items()):
             events.add_metric([event_type], count)
         selections = CounterMetricFamily("sollol_routing_node_selections_total", "OLLAMA_NODE_SELECTED events per node.", labels=["node"])
@@ -21,7 +22,8 @@ class RoutingCollector:
             selections.add_metric([node], count)
         invalid = CounterMetricFamily("sollol_routing_invalid_events_total", "Stream entries that were not a routing event.", value=view.invalid_total)
         folded = CounterMetricFamily(
-            "sollol_routing_label_values_folded_total", "Routing events whose event type or node was counted as \"other\" (200 values each).", value=view.folded_total
+            "sollol_routing_label_values_folded_total", "Routing events whose event type or node was counted as \"other\" (200 values each).",
+            value=view.folded_total,
         )
         families = [events, selections, invalid, folded]
         if s.redis.stream_length is not None:

@@ -71,9 +71,11 @@ class RpcBackendsCollector:
         return [up, state, duration, info, serves, *self._handshakes(s)]
 
     def _handshakes(self, s):
-        protocol = GaugeMetricFamily("sollol_rpc_backend_protocol_info", "RPC protocol version the worker reported in its last handshake; always 1.", labels=["backend", "version"])
+        protocol = GaugeMetricFamily("sollol_rpc_backend_protocol_info", "RPC protocol version the worker reported in its last handshake; always 1.",
+                                     labels=["backend", "version"])
         devices = GaugeMetricFamily("sollol_rpc_backend_devices", "Devices the worker reported in its last handshake.", labels=["backend"])
-        free = GaugeMetricFamily("sollol_rpc_backend_device_memory_free_bytes", "Free memory per worker device (live since b6790; CPU devices report RAM).", labels=["backend", "device"])
+        free = GaugeMetricFamily("sollol_rpc_backend_device_memory_free_bytes", "Free memory per worker device (live since b6790; CPU devices report RAM).",
+                                 labels=["backend", "device"])
         total = GaugeMetricFamily("sollol_rpc_backend_device_memory_total_bytes", "Total memory per worker device.", labels=["backend", "device"])
         when = GaugeMetricFamily("sollol_rpc_backend_handshake_timestamp_seconds", "When the worker last answered a handshake.", labels=["backend"])
         skew = GaugeMetricFamily(
@@ -114,4 +116,7 @@ def _rows(backend: str, key: tuple) -> _Rows:
 
 def _version(text: str) -> tuple[int, int, int] | None:
     parts = text.split(".")
-    return tuple(int(p) for p in parts) if len(parts) == 3 and all(p.isdigit() for p in parts) else None
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    major, minor, patch = (int(p) for p in parts)
+    return major, minor, patch

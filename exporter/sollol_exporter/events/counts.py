@@ -42,9 +42,9 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable
 
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.in_flight import InFlight
@@ -74,7 +74,7 @@ class Histogram:
         self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.sum += seconds
 
-    def copy(self) -> "Histogram":
+    def copy(self) -> Histogram:
         other = Histogram()
         other.counts, other.sum = list(self.counts), self.sum
         return other
@@ -206,13 +206,14 @@ def _ollama(event: dict) -> Update:
         return Update("request_start", node, model=_model(details), streaming=details.get("streaming") is True, started=timestamp)
     seconds = _seconds(details.get("latency_ms"))
     started = timestamp - seconds if timestamp is not None and seconds is not None else None
-    common = dict(target=node, model=_model(details), operation=_operation(details.get("operation")), seconds=seconds, started=started)
+    model, operation = _model(details), _operation(details.get("operation"))
     if kind == "ollama_response":
-        return Update("request", outcome=SUCCESS, streaming=details.get("streaming") is True, **common)
+        return Update("request", node, model=model, operation=operation, outcome=SUCCESS, seconds=seconds, started=started,
+                      streaming=details.get("streaming") is True)
     error = details.get("error")
     if isinstance(error, str) and _ECHO.fullmatch(error):
         return Update("none")
-    return Update("request", outcome=ERROR, reason=_reason(error), **common)
+    return Update("request", node, model=model, operation=operation, outcome=ERROR, seconds=seconds, started=started, reason=_reason(error))
 
 
 def _coordinator(backend, names: dict[Address, str]) -> tuple[str, bool]:
@@ -336,7 +337,7 @@ class EventCounts:
         """Count (channel kind, message) pairs, read outside the lock and counted under one hold of it; how many
         were valid (0 for a subscriber that has been replaced)."""
         names = coordinator_names or {}
-        updates = []
+        updates: list[tuple[str, Update | None]] = []
         for channel, raw in messages:  # outside the lock: scrapes wait for it
             try:
                 updates.append((channel, interpret(channel, raw, names)))

@@ -57,6 +57,7 @@ class InFlight:
         for index, request in enumerate(requests):
             if streaming is not None and request.streaming != streaming:
                 continue
+            rank: tuple[int, float]
             if started is None or request.started is None:
                 rank = (1, index)
             else:

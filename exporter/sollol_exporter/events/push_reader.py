@@ -61,10 +61,9 @@ class PushReader:
         Redis has closed the connection and everything it sent before has been returned."""
         self._drain()
         replies = self._parse(limit)
-        if not replies and not self._closed:
-            if self._wait(wait):
-                self._drain()
-                replies = self._parse(limit)
+        if not replies and not self._closed and self._wait(wait):
+            self._drain()
+            replies = self._parse(limit)
         if not replies and self._closed:
             raise ConnectionClosed("Redis closed the connection")
         return replies

@@ -45,7 +45,7 @@ class Subscriber:
         # Only the newest subscriber's messages count: a replaced one may still deliver a few before it stops.
         self.generation = counts.new_generation()
 
-    def start(self) -> "Subscriber":
+    def start(self) -> Subscriber:
         self._thread.start()
         return self
 

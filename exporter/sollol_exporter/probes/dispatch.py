@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sollol_exporter.probes import ggml_rpc, grpc_health, tcp
 

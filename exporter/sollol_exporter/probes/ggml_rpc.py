@@ -14,9 +14,9 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import BUSY, ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
@@ -64,7 +64,7 @@ def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
         sock.settimeout(remaining)
         try:
             chunk = sock.recv(size - len(data))
-        except socket.timeout:
+        except TimeoutError:
             raise _NoReply() from None
         except ConnectionResetError:
             raise _Silent() from None
@@ -95,7 +95,7 @@ def probe_one(address: Address, timeout: float) -> Handshake:
         sock = _connect(address, deadline)
     except ConnectionRefusedError:
         return Handshake(REFUSED, time.monotonic() - started, "connection refused")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Handshake(TIMEOUT, time.monotonic() - started, "connect timed out")
     except OSError as err:
         return Handshake(UNREACHABLE, time.monotonic() - started, err.strerror or "unreachable")

@@ -10,8 +10,9 @@ exporters never probe over gRPC.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sollol_exporter.labels import Address
 from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target

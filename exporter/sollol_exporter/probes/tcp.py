@@ -15,7 +15,7 @@ import select
 import socket
 import time
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sollol_exporter import resolver as name_resolver
 from sollol_exporter.labels import Address
@@ -70,7 +70,7 @@ def _resolve(addresses: list[Address], deadline: float, lookup: Callable) -> tup
         answer = answers[addresses[index].host, addresses[index].port]
         if isinstance(answer, name_resolver.LookupTimeout):
             failed[index] = ProbeResult(DNS_ERROR, time.monotonic() - started, "name resolution timed out")
-        elif isinstance(answer, Exception) or not answer:
+        elif isinstance(answer, BaseException) or not answer:
             failed[index] = ProbeResult(DNS_ERROR, time.monotonic() - started, str(answer) or "no address")
         else:
             family, _, _, _, sockaddr = answer[0]
@@ -118,7 +118,7 @@ def probe_all(
                 report(target, result)
 
     _probe_addresses(addresses, timeout, deadline, limit, resolver, record)
-    return {target: result for group, result in zip(groups, results) for target in group}  # type: ignore[misc]
+    return {target: result for group, result in zip(groups, results, strict=True) for target in group}  # type: ignore[misc]
 
 
 def _probe_addresses(addresses: list[Address], timeout: float, deadline: float, max_concurrency: int, lookup: Callable,

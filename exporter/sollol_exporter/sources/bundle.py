@@ -13,9 +13,10 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sollol_exporter import metadata as metadata_model
 from sollol_exporter import presence
@@ -25,7 +26,7 @@ from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.coordinator import Reading as CoordinatorReading
-from sollol_exporter.sources.dashboard import MAX_APPLICATIONS, DashboardClient
+from sollol_exporter.sources.dashboard import MAX_APPLICATIONS, Application, DashboardClient
 from sollol_exporter.sources.dashboard import Reading as DashboardReading
 from sollol_exporter.sources.ollama import OllamaClient
 from sollol_exporter.sources.ollama import Reading as OllamaReading
@@ -55,6 +56,14 @@ class RedisResult:
     section_errors: dict | None = None  # "gpu" / "rpc_nodes": why that prefix could not be listed this read
 
 
+_PAYLOAD = "payload"  # kept in the Future's own attributes: a Future has no field for it
+
+
+def payload_of(future: Future) -> Any:
+    """The payload the read of `future` was submitted with."""
+    return vars(future)[_PAYLOAD]
+
+
 class Flights:
     """Reads of one kind of source, on threads of their own: at most one read per target at a time (a caller that
     finds one running shares it), and a read that has finished is never handed to a later caller."""
@@ -65,14 +74,14 @@ class Flights:
         self._lock = threading.Lock()
 
     def submit(self, key: Any, fn: Callable, *args: Any, payload: Any = None) -> tuple[Future, bool]:
-        """The running read for `key`, or a new one; True if it is new. A new one carries `payload` (as
-        `future.payload`), for those that join it."""
+        """The running read for `key`, or a new one; True if it is new. A new one carries `payload` (see
+        `payload_of`), for those that join it."""
         with self._lock:
             running = self._running.get(key)
             if running is not None:
                 return running, False
             future = self.pool.submit(fn, *args)
-            future.payload = payload  # type: ignore[attr-defined]
+            vars(future)[_PAYLOAD] = payload
             self._running[key] = future
         future.add_done_callback(lambda done: self._finished(key, done))
         return future, True
@@ -159,8 +168,8 @@ class Sources:
         if self.config.ollama.discover:
             with self.cluster.lock:
                 discovered = self.cluster.metadata.node_targets()
-            for node in discovered:
-                targets.setdefault(node, set()).add("metadata")
+            for address in discovered:
+                targets.setdefault(address, set()).add("metadata")
         return targets
 
     def workers(self) -> tuple[dict[Address, Worker], int]:
@@ -221,7 +230,7 @@ class Sources:
             return reading
         names = Counter(app.name for app in reading.applications)
         short = Counter(f"{app.name} ({app.app_id[:8]})" for app in reading.applications)
-        present = {}
+        present: dict[tuple[str, str], Application] = {}
         for app in sorted(reading.applications, key=lambda a: (a.name, a.app_id)):
             app.label = app.name if names[app.name] == 1 else f"{app.name} ({app.app_id[:8]})"
             if short[app.label] > 1:  # two ids that share their first characters: the whole id tells them apart

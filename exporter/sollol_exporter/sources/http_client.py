@@ -153,7 +153,7 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
             return sock
         except ConnectionRefusedError:
             failure = FetchError("refused", "connection refused")
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             failure = FetchError("timeout", "connect timed out")
         except OSError as err:
             failure = FetchError("error", f"connection failed: {err.strerror or type(err).__name__}")
@@ -189,7 +189,7 @@ def _exchange(sock: socket.socket, scheme: str, host: str, port: int, target: st
         return Response(reply.status, b"".join(chunks), {k.lower(): v for k, v in reply.getheaders()})
     except FetchError:
         raise
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise FetchError("timeout", "read timed out") from None
     except ssl.SSLError as err:
         if time.monotonic() >= deadline or "timed out" in str(err):  # a handshake that never finishes: hung, not refused

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sollol_exporter.labels import Address, sanitize
 from sollol_exporter.sources.http_client import FetchError, fetch
@@ -52,7 +52,7 @@ def _expiry(value: object, now: datetime) -> float | None:
         except ValueError:
             return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return min(max(0.0, (moment - now).total_seconds()), MAX_EXPIRY_SECONDS)
 
 
@@ -60,7 +60,7 @@ def parse_ps(body: bytes) -> tuple[list[Model], int]:
     """Loaded models from /api/ps, and how many entries or numbers were invalid (a size that no memory holds counts
     as invalid and as 0); raises BadValue for a body that is not JSON within bounds."""
     doc = decode_json(body, "/api/ps")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     models, invalid = [], 0
 
     def amount(entry: dict, name: str, high: float) -> float | None:

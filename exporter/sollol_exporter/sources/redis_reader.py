@@ -14,7 +14,9 @@ it did not read as dropped (not read in time) instead of failing the whole read:
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -34,6 +36,8 @@ MAX_PREFIX_BYTES = 4 * 1_048_576
 MAX_STREAM_BYTES = 4 * 1_048_576
 MAX_BATCH_BYTES = 262_144  # one pipeline of GETRANGEs: well within the socket timeout on any link
 NOT_READ_IN_TIME = "not read within the scrape budget"
+# The client is made without decode_responses, so Redis replies arrive as bytes; redis-py's hints say bytes | str.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass
@@ -136,15 +140,16 @@ class RedisReader:
         values = self._values([METADATA_KEY], {METADATA_KEY: kind}, self.max_value_bytes, self.max_value_bytes)
         return values[METADATA_KEY], ttl
 
-    def _prefixed(self, prefix: str, skip: set[str] = frozenset()) -> tuple[dict[str, Value], int]:
+    def _prefixed(self, prefix: str, skip: Container[str] = frozenset()) -> tuple[dict[str, Value], int]:
         """Values of the keys under `prefix` (at most MAX_KEYS of them) and how many more there were."""
-        keys, dropped = [], 0
+        keys: list[str] = []
+        dropped = 0
         cursor = 0
         while True:
             self._check()
             cursor, batch = self.client.scan(cursor, match=_escape(prefix) + "*", count=self.scan_count)
-            for key in batch:
-                name = key.decode("utf-8", "replace")
+            for raw_key in cast(list[bytes], batch):
+                name = raw_key.decode("utf-8", "replace")
                 if name in skip:
                     continue
                 if len(keys) < MAX_KEYS:
@@ -162,7 +167,7 @@ class RedisReader:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.type(key)
-            kinds = dict(zip(keys, pipe.execute()))
+            kinds = dict(zip(keys, pipe.execute(), strict=True))
             self._values(keys, kinds, min(self.max_value_bytes, MAX_NODE_VALUE_BYTES), MAX_PREFIX_BYTES, result)
         except (redis.TimeoutError, OSError) as err:
             for key in keys:
@@ -187,7 +192,7 @@ class RedisReader:
             pipe.strlen(key)
         sizes = {}
         # A key may change type between TYPE and here: its error costs that key only.
-        for key, length in zip(strings, pipe.execute(raise_on_error=False)):
+        for key, length in zip(strings, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(length, redis.ResponseError):
                 result[key] = Value(error=_describe(length))
             elif length > max_bytes:
@@ -202,7 +207,7 @@ class RedisReader:
             pipe = self.client.pipeline(transaction=False)
             for key in batch:
                 pipe.getrange(key, 0, max_bytes)  # one byte more than allowed: a value that grew since STRLEN shows
-            for key, raw in zip(batch, pipe.execute(raise_on_error=False)):
+            for key, raw in zip(batch, pipe.execute(raise_on_error=False), strict=True):
                 if isinstance(raw, redis.ResponseError):
                     result[key] = Value(error=_describe(raw))
                 elif len(raw) > max_bytes:
@@ -214,14 +219,14 @@ class RedisReader:
     def _routing(self, snapshot: Snapshot) -> None:
         """New entries of the routing stream since the cursor; without a cursor, only mark the position."""
         self._check()
-        kind = self.client.type(ROUTING_STREAM)
+        kind = cast(bytes, self.client.type(ROUTING_STREAM))
         if kind == b"none":
             if snapshot.routing_cursor is None:
                 snapshot.routing_cursor = b"0-0"
             return
         if kind != b"stream":
             raise redis.ResponseError(f"WRONGTYPE: {ROUTING_STREAM} holds a {kind.decode()}, not a stream")
-        newest = self.client.xrevrange(ROUTING_STREAM, count=1)
+        newest = cast(StreamEntries, self.client.xrevrange(ROUTING_STREAM, count=1))
         snapshot.routing_stream_length = self.client.xlen(ROUTING_STREAM)
         newest_id = newest[0][0] if newest else b"0-0"
         if snapshot.routing_cursor is None:
@@ -233,7 +238,7 @@ class RedisReader:
         budget = MAX_STREAM_BYTES
         while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE and budget > 0:
             self._check()
-            batch = self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH)
+            batch = cast(StreamEntries, self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH))
             for entry_id, fields in batch:
                 event = fields.get(b"event")
                 budget -= sum(len(k) + len(v) for k, v in fields.items())
@@ -245,7 +250,8 @@ class RedisReader:
 
 def _batches(keys: list[str], sizes: dict[str, int]):
     """`keys` in order, in groups of at most _VALUE_BATCH keys and MAX_BATCH_BYTES bytes (a larger key alone)."""
-    batch, size = [], 0
+    batch: list[str] = []
+    size = 0
     for key in keys:
         if batch and (len(batch) == _VALUE_BATCH or size + sizes[key] > MAX_BATCH_BYTES):
             yield batch

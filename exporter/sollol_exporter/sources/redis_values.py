@@ -65,6 +65,8 @@ _GPU_FIELDS = (
 def _document(value: Value, what: str) -> dict:
     if value.error:
         raise BadValue(value.error)
+    if value.raw is None:  # the reader sets an error whenever it leaves the value out
+        raise BadValue(f"{what}: no value")
     doc = decode_json(value.raw, what)
     if not isinstance(doc, dict):
         raise BadValue(f"{what}: not a JSON object")

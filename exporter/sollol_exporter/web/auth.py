@@ -90,7 +90,10 @@ class BasicAuth:
         verdict = self.known(users, header)
         if verdict is not None:
             return verdict
-        user, password = credentials(header)
+        pair = credentials(header)
+        if pair is None:  # known() has already refused it
+            return False
+        user, password = pair
         hashed = users.get(user)
         if hashed is not None:
             verdict = _check(password.encode(), hashed.encode())

@@ -286,12 +286,13 @@ class _Reader:
             versions[key] = version
         if TLS_VERSIONS.index(versions["min_version"]) > TLS_VERSIONS.index(versions["max_version"]):
             raise self.fail((*where, "min_version"), "tls_server_config: min_version is above max_version")
-        ciphers = []
+        ciphers: list[str] = []
         for i, name in enumerate(section.get("cipher_suites") or ()):
             if name not in CIPHER_SUITES:
                 raise self.fail((*where, "cipher_suites", i), f"tls_server_config.cipher_suites: unknown cipher: {name}")
-            if CIPHER_SUITES[name]:
-                ciphers.append(CIPHER_SUITES[name])
+            suite = CIPHER_SUITES[name]
+            if suite:
+                ciphers.append(suite)
         for i, name in enumerate(section.get("curve_preferences") or ()):
             if name not in CURVES:
                 raise self.fail((*where, "curve_preferences", i), f"tls_server_config.curve_preferences: unknown curve: {name}")

@@ -68,7 +68,10 @@ class BasicAuthGate:
         verdict = self.auth.known(users, header)
         if verdict is not None:
             return None if verdict else UNAUTHORIZED
-        user, password = credentials(header)
+        pair = credentials(header)
+        if pair is None:  # known() has already refused it
+            return UNAUTHORIZED
+        user, password = pair
 
         def check() -> Verdict:
             return None if self.auth.verify(users, header) else UNAUTHORIZED
@@ -146,6 +149,7 @@ class FairChecks:
                 if self._closed:
                     return
                 check = self._next()
+            verdict: Verdict
             if time.monotonic() - check.queued > self.max_wait:
                 verdict = BUSY
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -72,7 +73,7 @@ class RequestReader:
     without an HTTP version (HTTP/0.9, whose client waits for an answer without sending a head) is refused as soon
     as it ends; a major version other than 1 is a 505."""
 
-    __slots__ = ("_parser", "_fed", "_line_tail", "_line_seen", "blank", "request")
+    __slots__ = ("_fed", "_line_seen", "_line_tail", "_parser", "blank", "request")
 
     def __init__(self) -> None:
         self._parser: h11.Connection | None = None  # made with the first byte: an idle connection costs none
@@ -196,7 +197,7 @@ def _path(target: str) -> str:
 
 def _codings(header: str) -> dict[str, float]:
     """{coding: q} from an Accept-Encoding value; entries with a malformed q are dropped."""
-    codings = {}
+    codings: dict[str, float] = {}
     for item in header.split(","):
         name, *params = (p.strip() for p in item.split(";"))
         if not name:
@@ -239,7 +240,7 @@ def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
-def canned(status: int, message: str, extra: list[tuple[str, str]] = ()) -> bytes:
+def canned(status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
     """A complete short response that closes the connection."""
     body = (message + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), ("Connection", "close"), *extra]

@@ -23,7 +23,8 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 from sollol_exporter.logs import fields
 from sollol_exporter.web import protocol
@@ -55,7 +56,7 @@ def _traceback() -> bool:
 
 
 class Admission(Protocol):
-    def admit(self, request: Request, peer: str, resume: Callable[[Refusal | None], None]) -> Refusal | None | str:
+    def admit(self, request: Request, peer: str, resume: Callable[[Refusal | None], None]) -> Refusal | str | None:
         """None: admitted; a Refusal; or anything else: pending, and `resume(verdict)` follows from another thread."""
 
     def close(self) -> None:
@@ -63,7 +64,7 @@ class Admission(Protocol):
 
 
 class Connection:
-    __slots__ = ("sock", "peer", "reader", "error", "handshaken", "deadline", "tls", "closed", "slot", "verdict")
+    __slots__ = ("closed", "deadline", "error", "handshaken", "peer", "reader", "slot", "sock", "tls", "verdict")
 
     def __init__(self, sock: socket.socket, peer: str, tls: bool):
         self.sock = sock
@@ -76,6 +77,11 @@ class Connection:
         self.closed = False
         self.slot: threading.BoundedSemaphore | None = None  # the allowance this connection's worker holds
         self.verdict: Refusal | str | None = None  # the admission check's answer for the coming request, once given
+
+    @property
+    def tls_sock(self) -> ssl.SSLSocket:
+        """The socket, wrapped for TLS: only when `tls` is set."""
+        return cast(ssl.SSLSocket, self.sock)
 
     def ready(self) -> bool:
         """A worker has something to answer: a whole request head, or bytes that can never become one."""
@@ -169,7 +175,7 @@ class Server:
                 for key, _ in self.selector.select(0.25):
                     try:
                         if key.data == "listener":
-                            self._accept(key.fileobj)
+                            self._accept(cast(socket.socket, key.fileobj))
                         elif key.data == "wake":
                             self._drain_wake()
                         else:
@@ -245,7 +251,7 @@ class Server:
                     self._unwatch(connection)
                     self._close(connection)
                     return
-                if reader.feed(chunk) is not None or not connection.tls or not connection.sock.pending():
+                if reader.feed(chunk) is not None or not connection.tls or not connection.tls_sock.pending():
                     break
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
@@ -269,7 +275,7 @@ class Server:
 
     def _handshake(self, connection: Connection) -> None:
         try:
-            connection.sock.do_handshake()
+            connection.tls_sock.do_handshake()
         except ssl.SSLWantReadError:
             self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
             return
@@ -285,13 +291,13 @@ class Server:
             return
         connection.handshaken = True
         sans = self.tls()[1] if self.tls else ()
-        if sans and not (peer_sans(connection.sock.getpeercert() or {}) & set(sans)):
+        if sans and not (peer_sans(connection.tls_sock.getpeercert() or {}) & set(sans)):
             log.debug("client certificate has no allowed SAN", extra=fields(client=connection.peer))
             self._unwatch(connection)
             self._close(connection)
             return
         self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
-        if connection.sock.pending():  # decrypted already: the selector cannot see it
+        if connection.tls_sock.pending():  # decrypted already: the selector cannot see it
             self._readable(connection)
 
     def _answer_plain_http(self, connection: Connection) -> None:
@@ -447,6 +453,7 @@ class Server:
                 self._linger(connection)
                 return False
             request = connection.reader.request
+            assert request is not None  # a connection is served once its request head is whole or it has an error
             body_read = self._read_body(connection, request)
             try:
                 response = self.handle(request)
@@ -474,7 +481,7 @@ class Server:
         try:
             if leftover:
                 reader.feed(leftover)
-            while connection.tls and reader.request is None and connection.sock.pending():
+            while connection.tls and reader.request is None and connection.tls_sock.pending():
                 reader.feed(connection.sock.recv(65536))  # decrypted already: the selector cannot see it
         except BadRequest as bad:
             connection.error = bad
@@ -513,7 +520,7 @@ class Server:
         try:
             connection.sock.settimeout(remaining)
             return connection.sock.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return None
         except (OSError, ValueError):
             return b""
@@ -564,7 +571,7 @@ class Server:
 
     # -- shared --------------------------------------------------------------------------------------------
 
-    def _canned(self, status: int, message: str, extra: list[tuple[str, str]] = ()) -> bytes:
+    def _canned(self, status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
         try:
             configured = self.headers() if self.headers else []
         except Exception:  # the answer matters more than its extra headers

@@ -31,7 +31,7 @@ def load(path: str) -> Loaded:
 
 
 def _signature(paths: tuple[str, ...]) -> tuple:
-    stats = []
+    stats: list[tuple] = []
     for path in paths:
         try:
             st = os.stat(path)
