@@ -73,13 +73,16 @@ class State:
         self.cluster.close()
 
     def families(self, budget: float) -> list:
-        with self.lock:
+        with self.lock:  # held before a reload can retire them: a retired, unheld Sources closes at once
             scraper = self.scraper
+            scraper.sources.hold()
         try:
             families = scraper.collect(budget)
         except Exception:
             log.error("collection failed", exc_info=True)
             families = [GaugeMetricFamily("sollol_exporter_collection_error", "1 if the whole collection failed this scrape.", value=1.0)]
+        finally:
+            scraper.sources.release()
         reload_ok = GaugeMetricFamily("sollol_exporter_config_last_reload_successful", "1 if the last config (re)load worked.", value=self.reload_ok)
         reload_time = GaugeMetricFamily(
             "sollol_exporter_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully.", value=self.reload_time

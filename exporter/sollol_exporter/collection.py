@@ -118,13 +118,14 @@ class Collection:
     def _run(self) -> None:
         src, disabled = self.sources, self.config.disabled_collectors
         if not disabled >= NEEDS_REDIS:
-            self.redis_future = src.submit(REDIS, REDIS, src.read_redis, self.redis_deadline)
+            self.redis_future = src.submit(REDIS, REDIS, src.read_redis, self.redis_deadline, deadline=self.redis_deadline)
         if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
             health_only = "coordinator" in disabled
-            self.coordinator_futures = {c.name: src.submit(COORDINATORS, (c.name, health_only), src.read_coordinator, c, self.deadline, health_only)
+            self.coordinator_futures = {c.name: src.submit(COORDINATORS, (c.name, health_only), src.read_coordinator, c, self.deadline, health_only,
+                                                  deadline=self.deadline)
                                         for c in src.coordinators}
         if src.dashboard is not None:
-            self.dashboard_future = src.submit(DASHBOARD, DASHBOARD, src.read_dashboard, self.deadline)
+            self.dashboard_future = src.submit(DASHBOARD, DASHBOARD, src.read_dashboard, self.deadline, deadline=self.deadline)
         self._read_nodes()  # the config's, and those Redis named the last time
         if self.redis_future is not None:
             wait([self.redis_future], timeout=max(0.0, self.redis_deadline - time.monotonic()))
@@ -146,13 +147,13 @@ class Collection:
             return
         for node in self.ollama_sources:
             if node not in self.ollama_futures:
-                self.ollama_futures[node] = src.submit(OLLAMA, node, src.read_ollama, node, self.deadline)
+                self.ollama_futures[node] = src.submit(OLLAMA, node, src.read_ollama, node, self.deadline, deadline=self.deadline)
 
     def _join_worker_pass(self) -> tuple[WorkerPass, Future]:
         """The pass running for these sources, or a new one over the workers known now."""
         src = self.sources
         created = WorkerPass(src, self.workers or {}, self.coordinator_futures, self.deadline)
-        future = src.submit(WORKERS, WORKERS, created.run, payload=created)
+        future = src.submit(WORKERS, WORKERS, created.run, deadline=self.deadline, payload=created)
         return payload_of(future), future
 
     def freeze(self, budget: float) -> Snapshot:

@@ -138,3 +138,44 @@ def test_fresh_hostile_node_names_every_round_cost_a_bounded_log(start_exporter,
     failing = [line for line in exporter.read_log().splitlines() if "msg=failing" in line or '"failing"' in line]
     assert len(failing) <= 3 * 21 + 5, len(failing)
     assert any("more" in line for line in failing)
+
+
+def test_a_long_scrape_does_not_inherit_a_short_scrape_s_deadline(redis_db, scraper_for):
+    """Two scrapes with different budgets while Redis pauses: the long one must not share the short one's read,
+    which ends at the short budget."""
+    scraper = scraper_for(base_config(redis_db.url, redis={"url": redis_db.url, "timeout": "2s"}))
+    collect(scraper)
+    redis_db.client.client_pause(1500)
+    try:
+        short = threading.Thread(target=lambda: collect(scraper, 1.5))
+        short.start()
+        time.sleep(0.1)
+        assert value(collect(scraper, 20.0), "sollol_redis_up") == 1
+        short.join(10)
+    finally:
+        redis_db.client.client_unpause()
+
+
+def test_a_scrape_during_a_reload_holds_what_it_reads(redis_db, tmp_path, healthy):
+    """The scrape takes its hold on the sources under the same lock the reload swaps them under."""
+    from sollol_exporter import config as config_module
+    from sollol_exporter.app import State
+
+    coordinator, _ = healthy
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(base_config(redis_db.url, coordinators=[{"url": coordinator.url, "name": "main"}])))
+    state = State(config_module.load(str(path), env={}), str(path))
+    try:
+        original = state.scraper.collect
+
+        def collect_after_a_reload(budget):
+            assert state.reload(lambda p: config_module.load(p, env={}))  # lands between the lookup and the read
+            return original(budget)
+
+        state.scraper.collect = collect_after_a_reload
+        families = {f.name: f for f in state.families(3.0)}
+        up = [s.value for s in families["sollol_coordinator_up"].samples]
+        assert up == [1.0]
+    finally:
+        state.close()
+

@@ -78,3 +78,15 @@ def test_registration_numbers_outside_their_range_are_invalid():
 def test_the_clock_is_this_hosts_by_default():
     value = Value(raw=json.dumps({**GPU, "timestamp": time.time()}).encode())
     assert gpu_reports({"n:1": value}).items[0].timestamp is not None
+
+
+def test_gpus_in_all_reports_are_capped_and_the_rest_counted():
+    from sollol_exporter.sources.redis_reader import Value
+    from sollol_exporter.sources.redis_values import MAX_DEVICES, MAX_TOTAL_DEVICES, gpu_reports
+
+    gpu = {"index": 0, "memory_total_mb": 24576, "memory_free_mb": 1000, "memory_used_mb": 23576, "utilization_percent": 5, "temperature_c": 40}
+    report = {"vendor": "nvidia", "timestamp": 1_700_000_000.0, "gpus": [dict(gpu, index=i) for i in range(MAX_DEVICES)]}
+    keys = MAX_TOTAL_DEVICES // MAX_DEVICES + 5
+    parsed = gpu_reports({f"n{i:04d}:11434": Value(raw=json.dumps(report).encode()) for i in range(keys)}, now=1_700_000_001.0)
+    assert sum(len(item.gpus) for item in parsed.items) == MAX_TOTAL_DEVICES
+    assert parsed.dropped == keys * MAX_DEVICES - MAX_TOTAL_DEVICES

@@ -9,6 +9,20 @@ from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.sources.coordinator import STATES, UP_STATES
 
 ABSENT = "absent"
+# The exporter's own coordinator families; a series from a llama-server's /metrics may not take one of these names,
+# nor a name whose histogram or counter parts would (a hostile or future llama-server could otherwise forge them).
+OWN_FAMILIES = frozenset({
+    "sollol_coordinator_up", "sollol_coordinator_state", "sollol_coordinator_probe_duration_seconds",
+    "sollol_coordinator_metrics_enabled", "sollol_coordinator_metrics_up", "sollol_coordinator_build_info",
+    "sollol_coordinator_slots", "sollol_coordinator_sleeping", *COORDINATOR_FAMILIES,
+})
+_PARTS = ("_total", "_bucket", "_sum", "_count", "_created", "_info")
+
+
+def reserved(full: str) -> bool:
+    """True if `full` is, or is a part of, a family the exporter itself emits."""
+    return full in OWN_FAMILIES or any(full.removesuffix(part) in OWN_FAMILIES or full.removesuffix(part) + "_total" in OWN_FAMILIES
+                                       for part in _PARTS if full.endswith(part)) or full + "_total" in OWN_FAMILIES
 
 
 class CoordinatorCollector:
@@ -50,8 +64,8 @@ class CoordinatorCollector:
                 sleeping.add_metric([name], reading.sleeping)
             for sample in reading.samples:
                 full = "sollol_coordinator_" + sample.name
-                if full in COORDINATOR_FAMILIES or full.removesuffix("_total") + "_total" in COORDINATOR_FAMILIES:
-                    continue  # a future llama-server series must not collide with what the events report
+                if reserved(full):
+                    continue  # a peer's series must not collide with (or forge) the exporter's own families
                 passed.setdefault(full, []).append((name, sample))
         return [up, state, duration, enabled, metrics_up, build, slots, sleeping, *_passed_through(passed)]
 

@@ -64,31 +64,38 @@ def payload_of(future: Future) -> Any:
     return vars(future)[_PAYLOAD]
 
 
+# A read whose deadline is this much earlier than a caller's is not shared with it: its answer would be bounded by
+# another scrape's shorter budget.
+JOIN_SLACK = 0.25
+
+
 class Flights:
-    """Reads of one kind of source, on threads of their own: at most one read per target at a time (a caller that
-    finds one running shares it), and a read that has finished is never handed to a later caller."""
+    """Reads of one kind of source, on threads of their own. A caller that finds a read of the same target running
+    shares it, unless that read must end before the caller's own deadline (then it reads again, after it on the
+    same threads); a read that has finished is never handed to a later caller."""
 
     def __init__(self, kind: str, threads: int):
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=kind)
-        self._running: dict[Any, Future] = {}
+        self._running: dict[Any, tuple[Future, float]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, key: Any, fn: Callable, *args: Any, payload: Any = None) -> tuple[Future, bool]:
-        """The running read for `key`, or a new one; True if it is new. A new one carries `payload` (see
-        `payload_of`), for those that join it."""
+    def submit(self, key: Any, fn: Callable, *args: Any, deadline: float = float("inf"), payload: Any = None) -> tuple[Future, bool]:
+        """The running read for `key` that may run until `deadline`, or a new one; True if it is new. A new one
+        carries `payload` (see `payload_of`), for those that join it."""
         with self._lock:
             running = self._running.get(key)
-            if running is not None:
-                return running, False
+            if running is not None and running[1] >= deadline - JOIN_SLACK:
+                return running[0], False
             future = self.pool.submit(fn, *args)
             vars(future)[_PAYLOAD] = payload
-            self._running[key] = future
+            self._running[key] = (future, deadline)
         future.add_done_callback(lambda done: self._finished(key, done))
         return future, True
 
     def _finished(self, key: Any, future: Future) -> None:
         with self._lock:
-            if self._running.get(key) is future:
+            running = self._running.get(key)
+            if running is not None and running[0] is future:
                 del self._running[key]
 
     def close(self) -> None:
@@ -145,11 +152,12 @@ class Sources:
             flights.close()
         self.redis.close()
 
-    def submit(self, kind: str, key: Any, fn: Callable, *args: Any, payload: Any = None) -> Future:
-        """Run a read of this kind (or join the one running for `key`); the read holds these sources until it ends."""
+    def submit(self, kind: str, key: Any, fn: Callable, *args: Any, deadline: float = float("inf"), payload: Any = None) -> Future:
+        """Run a read of this kind (or join the one running for `key` that may run until `deadline`); the read holds
+        these sources until it ends."""
         self.hold()
         try:
-            future, new = self.flights[kind].submit(key, fn, *args, payload=payload)
+            future, new = self.flights[kind].submit(key, fn, *args, deadline=deadline, payload=payload)
         except RuntimeError:  # closed meanwhile: nothing to read with
             self.release()
             raise

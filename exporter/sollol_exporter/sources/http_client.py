@@ -31,6 +31,9 @@ class Response:
     headers: dict
 
 
+NO_TIME_LEFT = "no time left in the scrape budget"
+
+
 class FetchError(Exception):
     """`kind` is refused, timeout, dns_error, too_large or error. The message never holds the URL."""
 
@@ -101,7 +104,7 @@ def _tls() -> ssl.SSLContext:
 def fetch(url: str, timeout: float, headers: dict | None = None) -> Response:
     """GET url; the whole exchange, body included, must finish within `timeout` seconds."""
     if timeout <= 0:
-        raise FetchError("timeout", "no time left in the scrape budget")
+        raise FetchError("timeout", NO_TIME_LEFT)
     deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)

@@ -17,6 +17,9 @@ from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, BadValue, decode_js
 
 MIB = 1_048_576
 MAX_DEVICES = 64
+# GPUs in all the reports of one read: a few boxes have a few dozen; thousands of keys of 64 devices each would be
+# hundreds of thousands of series. Past it, devices are counted as dropped.
+MAX_TOTAL_DEVICES = 1024
 MAX_PARSE_SECONDS = 0.5
 
 
@@ -98,6 +101,7 @@ def gpu_reports(values: dict[str, Value], now: float | None = None, cpu_seconds:
     now = time.time() if now is None else now
     budget = _CpuBudget(cpu_seconds)
     nodes = set()
+    total = 0
     for node_id, value in sorted(values.items()):
         node = sanitize(node_id)
         if _left_out(value, parsed, budget):
@@ -112,9 +116,11 @@ def gpu_reports(values: dict[str, Value], now: float | None = None, cpu_seconds:
             continue
         nodes.add(node)
         listed = items(doc.get("gpus"))
-        parsed.dropped += max(0, len(listed) - MAX_DEVICES)
+        room = max(0, min(MAX_DEVICES, MAX_TOTAL_DEVICES - total))
+        parsed.dropped += max(0, len(listed) - room)
+        total += min(len(listed), room)
         gpus = []
-        for position, gpu in enumerate(listed[:MAX_DEVICES]):
+        for position, gpu in enumerate(listed[:room]):
             if not isinstance(gpu, dict):
                 parsed.invalid += 1
                 continue
