@@ -25,6 +25,14 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own, for tests that stop, restart or reconfigure it."""
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_db(redis_server):
     redis_server.client.flushall()
     yield redis_server

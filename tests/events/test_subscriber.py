@@ -12,10 +12,9 @@ import redis
 
 from sollol_exporter.events.counts import EventCounts
 from sollol_exporter.events.subscriber import Subscriber
-from tests.support.collect import base_config
+from tests.support.collect import events_only_config
 from tests.support.exporter import series, value
 from tests.support.net import free_port, stop_process, wait_for
-from tests.support.redis_server import RedisServer
 from tests.support.sollol_events import OLLAMA_CHANNEL as OLLAMA
 from tests.support.sollol_events import RPC_CHANNEL as RPC
 from tests.support.sollol_events import interleaved, ollama_error, ollama_response, streamed_request, unary_request
@@ -38,15 +37,8 @@ def subscribed(exporter, expected: float) -> bool:
     return value(exporter.scrape(), "sollol_events_subscribed") == expected
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
-
-
 def _config(url):
-    return base_config(url, ollama={"discover": False}, rpc_backends={"discover": False})
+    return events_only_config(url)
 
 
 def test_published_requests_are_counted_per_node_model_and_outcome(start_exporter, redis_db):

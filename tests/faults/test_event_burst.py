@@ -15,12 +15,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from tests.support.collect import base_config
+from tests.support.collect import events_only_config
 from tests.support.exporter import value
 from tests.support.net import wait_for
-from tests.support.redis_server import RedisServer
 from tests.support.sollol_events import OLLAMA_CHANNEL, ollama_error, ollama_response
 
 NODE, MODEL = "10.0.0.5:11434", "llama3.2:3b"
@@ -67,15 +64,8 @@ def settled(read, until: float, quiet: float = 5.0, limit: float = 120.0) -> flo
     return last
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
-
-
 def _config(url):
-    return base_config(url, ollama={"discover": False}, rpc_backends={"discover": False})
+    return events_only_config(url)
 
 
 def _received(exporter) -> float:

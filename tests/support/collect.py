@@ -41,6 +41,11 @@ def base_config(redis_url: str, **sections) -> dict:
     return data
 
 
+def events_only_config(redis_url: str) -> dict:
+    """A config that reads Redis and its events and probes nothing SOLLOL names."""
+    return base_config(redis_url, ollama={"discover": False}, rpc_backends={"discover": False})
+
+
 def text_of(scraper: Scraper, budget: float = 5.0) -> str:
     return generate_latest(_Families(scraper.collect(budget))).decode()
 
