@@ -11,15 +11,20 @@ def reader(redis_db, max_value_bytes=1_048_576, scan_count=500, routing=False):
     return RedisReader(redis_db.url, 1.0, max_value_bytes, scan_count, routing)
 
 
+def read_once(redis_db, **settings):
+    """One read with a reader of these settings, closed afterwards."""
+    r = reader(redis_db, **settings)
+    try:
+        return r.read(time.monotonic() + 5)
+    finally:
+        r.close()
+
+
 def test_a_node_key_over_its_limit_is_not_fetched_and_reported(redis_db):
     redis_db.client.set("sollol:gpu:10.0.0.5:11434", json.dumps(GPU))
     redis_db.client.set("sollol:gpu:10.0.0.6:11434", b"x" * (MAX_NODE_VALUE_BYTES + 1))
     redis_db.client.set("sollol:router:metadata", b"{" + b" " * (MAX_NODE_VALUE_BYTES * 2) + b"}")  # its own, larger limit
-    r = reader(redis_db)
-    try:
-        snapshot = r.read(time.monotonic() + 5)
-    finally:
-        r.close()
+    snapshot = read_once(redis_db)
     assert snapshot.up
     assert snapshot.gpu["10.0.0.5:11434"].raw == json.dumps(GPU).encode()
     big = snapshot.gpu["10.0.0.6:11434"]
@@ -43,11 +48,7 @@ def test_keys_past_the_prefix_budget_are_dropped_not_fetched(redis_db):
     for index in range(100):
         pipe.set(f"sollol:gpu:10.0.0.{index}:11434", value)
     pipe.execute()
-    r = reader(redis_db)
-    try:
-        snapshot = r.read(time.monotonic() + 5)
-    finally:
-        r.close()
+    snapshot = read_once(redis_db)
     fetched = [v for v in snapshot.gpu.values() if v.raw is not None]
     dropped = [v for v in snapshot.gpu.values() if v.dropped]
     assert len(fetched) == MAX_PREFIX_BYTES // len(value)
@@ -58,11 +59,7 @@ def test_keys_past_the_prefix_budget_are_dropped_not_fetched(redis_db):
 def test_a_key_that_changes_type_costs_only_itself(redis_db):
     redis_db.client.set("sollol:gpu:10.0.0.5:11434", json.dumps(GPU))
     redis_db.client.lpush("sollol:gpu:10.0.0.6:11434", "a list")
-    r = reader(redis_db)
-    try:
-        snapshot = r.read(time.monotonic() + 5)
-    finally:
-        r.close()
+    snapshot = read_once(redis_db)
     assert snapshot.up
     assert snapshot.gpu["10.0.0.5:11434"].raw is not None
     assert "WRONGTYPE" in snapshot.gpu["10.0.0.6:11434"].error
