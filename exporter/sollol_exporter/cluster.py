@@ -219,6 +219,12 @@ class ClusterState:
                 if result.version or result.devices:
                     self.handshakes[target.address] = (result, now)
 
+    def redis_answered(self) -> None:
+        """A read of Redis worked: a subscriber backing off after a failure tries again now."""
+        subscriber = self._subscriber
+        if subscriber is not None and not self.events.subscribed:
+            subscriber.retry_now()
+
     def subscriber_connecting(self) -> bool:
         """True while the running subscriber has not yet subscribed or failed once: not a failure yet."""
         subscriber = self._subscriber

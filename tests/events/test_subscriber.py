@@ -274,3 +274,29 @@ def test_an_idle_subscription_is_kept(own_redis, subscriber, monkeypatch):
     assert counts.view().subscribed and counts.view().subscription_losses == 0
     assert own_redis.client.publish(OLLAMA, response()) == 1
     wait_for(lambda: counts.view().received.get("ollama") == 1, 10, what="counted")
+
+
+def test_a_subscriber_backing_off_subscribes_as_soon_as_redis_answers_a_read(tmp_path):
+    """Redis that comes up after the exporter: the subscriber, backing off after its failed attempts, subscribes at
+    the first scrape that reads Redis, not at the end of its back-off (up to 30 s of "not subscribed")."""
+    from sollol_exporter import config as config_module
+    from sollol_exporter.scrape import Scraper
+    from tests.support.collect import collect
+    from tests.support.net import free_port
+    from tests.support.redis_server import RedisServer
+
+    port = free_port()
+    scraper = Scraper(config_module.load(None, env={"SOLLOL_REDIS_URL": f"redis://127.0.0.1:{port}/0", "SOLLOL_COORDINATOR_PORT": str(free_port()),
+                                                    "SOLLOL_DASHBOARD_PORT": str(free_port())}))
+    server = None
+    try:
+        time.sleep(8)  # failed attempts at 0, 0.5, 1.5, 3.5 s: the next would come at 7.5 s, then 15.5 s
+        server = RedisServer(tmp_path, port=port)
+        started = time.monotonic()
+        collect(scraper)
+        wait_for(lambda: value(collect(scraper), "sollol_events_subscribed") == 1, 5, what="subscribed")
+        assert time.monotonic() - started < 5
+    finally:
+        scraper.close()
+        if server is not None:
+            server.stop()

@@ -40,6 +40,7 @@ class Subscriber:
         self.coordinator_names = coordinator_names
         self.timeout = timeout
         self._stop = threading.Event()
+        self._retry = threading.Event()  # cuts a back-off short: Redis has just answered the scrape's read
         self.tried = threading.Event()  # set once the first connection has subscribed or failed
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         # Only the newest subscriber's messages count: a replaced one may still deliver a few before it stops.
@@ -51,7 +52,12 @@ class Subscriber:
 
     def stop(self, wait: float = 5.0) -> None:
         self._stop.set()
+        self._retry.set()
         self._thread.join(wait)
+
+    def retry_now(self) -> None:
+        """Redis answers again: a subscriber backing off tries at once rather than at the end of its back-off."""
+        self._retry.set()
 
     def _run(self) -> None:
         backoff = MIN_BACKOFF
@@ -82,8 +88,9 @@ class Subscriber:
                     if reason != failing:
                         log.warning("events subscription failed, retrying", extra=fields(error=reason, retry_in=f"{backoff}s"))
                         failing = reason
-                self._stop.wait(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                woken = self._retry.wait(backoff)  # by stop(), or because Redis answered a read: it is back
+                self._retry.clear()
+                backoff = MIN_BACKOFF if woken else min(MAX_BACKOFF, backoff * 2)
         self.counts.set_subscribed(False, self.generation)
 
     def _session(self):

@@ -211,6 +211,7 @@ class Sources:
             cluster.presence.answered(presence.REDIS, presence.where(self.config.redis.url))
         if not raw.up:
             return RedisResult(False, raw.error, duration)
+        cluster.redis_answered()
         # Parse outside the lock: a scrape that freezes a snapshot waits for it.
         doc, metadata_error = _parse_metadata(raw)
         events = [(entry_id, parse_routing_event(event)) for entry_id, event in raw.routing_events]
