@@ -48,6 +48,7 @@ MODULES = {
     "prometheus/test_tls_scrape.py": ("prometheus",),
     "test_presence.py::test_a_redis_that_answered_once_is_down_when_it_goes": ("redis",),
     "test_presence.py::test_a_part_that_answers_badly_is_there_and_down": ("redis",),
+    "events/test_subscriber.py::test_a_subscriber_backing_off_subscribes_as_soon_as_redis_answers_a_read": ("redis",),
 }
 
 # Tests that need nothing external but wait out long timeouts on purpose: only the full run has time for them.
