@@ -89,10 +89,6 @@ class Scraper:
         self.last: Snapshot | None = None
         self._subscribe()
 
-    @property
-    def coordinators(self):
-        return self.sources.coordinators
-
     def _subscribe(self) -> None:
         events, redis_config = self.config.events, self.config.redis
         self.cluster.events.configure(events.max_nodes, events.max_models, events.max_label_sets)
