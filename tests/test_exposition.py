@@ -17,8 +17,8 @@ from prometheus_client.core import (
 from prometheus_client.samples import Exemplar
 
 from sollol_exporter import exposition
+from sollol_exporter.addresses import Address
 from sollol_exporter.collectors.rpc_backends import RpcBackendsCollector
-from sollol_exporter.labels import Address
 from sollol_exporter.probes import OK, REFUSED, TIMEOUT, ProbeResult, Target
 from sollol_exporter.snapshot import Backend, RedisStatus, Snapshot, frozen
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from sollol_exporter import metadata
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.values import BadValue
 from tests.fixtures.sollol import VARIANT_A, VARIANT_B, VARIANT_C, VARIANT_D, VARIANT_E, fresh
 

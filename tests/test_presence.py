@@ -159,7 +159,7 @@ def test_a_part_that_answers_badly_is_there_and_down(tmp_path, scraper_from_env)
 
 
 def test_redis_at_another_address_after_a_reload_starts_absent(redis_db, tmp_path):
-    from sollol_exporter.app import State
+    from sollol_exporter.state import State
 
     path = tmp_path / "config.yml"
     path.write_text(f"redis: {{url: '{redis_db.url}'}}\ncoordinators: []\ndashboard: {{enabled: false}}\n")
@@ -200,7 +200,7 @@ def test_an_event_about_another_coordinator_does_not(redis_db, scraper_from_env)
 
 
 def test_expectation_survives_a_reload(redis_db, tmp_path):
-    from sollol_exporter.app import State
+    from sollol_exporter.state import State
 
     server = ReplayServer(coordinator_routes())
     env = {"SOLLOL_REDIS_URL": redis_db.url, "SOLLOL_COORDINATOR_HOST": "127.0.0.1", "SOLLOL_COORDINATOR_PORT": str(server.port),

@@ -14,11 +14,11 @@ import sys
 import threading
 
 from sollol_exporter import __version__, config, logs
-from sollol_exporter.app import State
 from sollol_exporter.build import revision
 from sollol_exporter.collectors import OPTIONAL as OPTIONAL_COLLECTORS
-from sollol_exporter.http import DEFAULT_TELEMETRY_PATH, check_telemetry_path, serve
+from sollol_exporter.state import State
 from sollol_exporter.web.config import WebConfigError
+from sollol_exporter.web.routes import DEFAULT_TELEMETRY_PATH, check_telemetry_path, serve
 from sollol_exporter.web.watch import WebConfigWatcher
 
 log = logging.getLogger("sollol_exporter")
@@ -100,7 +100,7 @@ def _non_negative(text: str) -> int:
 
 
 def agent_parser() -> argparse.ArgumentParser:
-    from sollol_exporter import agent  # with grpc: only the agent pays for it
+    from sollol_exporter.agent import service as agent  # with grpc: only the agent pays for it
 
     p = argparse.ArgumentParser(
         prog="sollol-exporter agent",
@@ -142,7 +142,7 @@ def _raise_open_files_limit() -> int:
 
 
 def run_agent(argv: list[str]) -> int:
-    from sollol_exporter import agent
+    from sollol_exporter.agent import service as agent
 
     args = agent_parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)

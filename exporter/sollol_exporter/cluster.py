@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sollol_exporter import metadata as metadata_model
+from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.events.counts import EventCounts
-from sollol_exporter.labels import Address, parse_address, sanitize
+from sollol_exporter.labels import sanitize
 from sollol_exporter.metadata import MetadataStore
 from sollol_exporter.presence import COORDINATOR, DASHBOARD, Presence
 from sollol_exporter.probes import BUSY, ProbeResult

@@ -16,7 +16,7 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from sollol_exporter import presence
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
 from sollol_exporter.probes.dispatch import PROBERS
 from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen

@@ -24,7 +24,7 @@ import redis
 import yaml
 
 from sollol_exporter import files, redact
-from sollol_exporter.labels import parse_address
+from sollol_exporter.addresses import parse_address
 
 
 class ConfigError(Exception):

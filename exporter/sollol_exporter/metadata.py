@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sollol_exporter.labels import Address, parse_address, sanitize
+from sollol_exporter.addresses import Address, parse_address
+from sollol_exporter.labels import sanitize
 from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, MAX_MILLISECONDS, BadValue, decode_json, epoch_seconds, flag, items, mapping, number, text
 
 OLLAMA_POOL = "ollama_pool"  # variant A

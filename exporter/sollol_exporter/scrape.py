@@ -16,13 +16,13 @@ import time
 from prometheus_client.core import Metric
 
 from sollol_exporter import presence
+from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.cluster import ClusterState
 from sollol_exporter.collection import REDIS_COLLECTORS, Collection
 from sollol_exporter.collectors import build_collectors
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.subscriber import Subscriber
-from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.logs import fields
 from sollol_exporter.snapshot import Snapshot, frozen
 from sollol_exporter.sources.bundle import Sources

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from sollol_exporter import metadata as metadata_model
+from sollol_exporter.addresses import Address
 from sollol_exporter.cluster import RoutingView
 from sollol_exporter.events.counts import EventsView
-from sollol_exporter.labels import Address
 from sollol_exporter.probes import ProbeResult, Target
 from sollol_exporter.sources import coordinator as coordinator_source
 from sollol_exporter.sources import dashboard as dashboard_source

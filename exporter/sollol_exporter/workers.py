@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.config import Config, RpcBackendConfig, coordinator_label
-from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.probes import BUSY, DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
 REACHABLE = "reachable"

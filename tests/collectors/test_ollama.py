@@ -1,7 +1,7 @@
 """The Ollama collector: the exporter's own probe of each node beside SOLLOL's view of the same node."""
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.collectors.ollama import OllamaCollector
-from sollol_exporter.labels import Address
 from sollol_exporter.metadata import OLLAMA_POOL, RAY_HYBRID, NodeStats
 from sollol_exporter.metadata import Reading as MetadataReading
 from sollol_exporter.snapshot import RedisStatus, Snapshot, frozen

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.collectors.rpc_backends import RpcBackendsCollector
-from sollol_exporter.labels import Address
 from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.probes import BUSY, OK, REFUSED, ProbeResult, Target
 from sollol_exporter.scrape import Scraper

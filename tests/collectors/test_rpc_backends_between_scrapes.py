@@ -3,8 +3,8 @@ between scrapes (state, sources, probe, the coordinators it serves, the probe ti
 
 from __future__ import annotations
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.collectors.rpc_backends import RpcBackendsCollector
-from sollol_exporter.labels import Address
 from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.probes import OK, REFUSED, ProbeResult, Target
 from sollol_exporter.snapshot import Backend, RedisStatus, Snapshot, frozen

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.counts import BUCKETS, EventCounts
-from sollol_exporter.labels import Address, sanitize
+from sollol_exporter.labels import sanitize
 from tests.support.sollol_events import interleaved, ollama_error, ollama_request, streamed_request, unary_request
 
 NODE, OTHER_NODE, MODEL = "10.0.0.5:11434", "10.0.0.6:11434", "llama3.2:3b"

@@ -136,7 +136,7 @@ def test_wrong_passwords_do_not_use_up_the_rate_limit(secured):
 
 def test_pipelined_requests_are_each_authenticated(tmp_path):
     """A wrong password pipelined behind a verified one is not served on the first one's credentials."""
-    from sollol_exporter.http import serve
+    from sollol_exporter.web.routes import serve
     from sollol_exporter.web.watch import WebConfigWatcher
 
     path = tmp_path / "web.yml"

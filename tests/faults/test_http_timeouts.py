@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from sollol_exporter.http import listen_socket
 from sollol_exporter.web.protocol import Response
+from sollol_exporter.web.routes import listen_socket
 from sollol_exporter.web.server import Server
 
 LOOP = "127.0.0.1"

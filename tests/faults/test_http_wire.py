@@ -150,7 +150,7 @@ def certs(tmp_path_factory):
 
 
 def web_server(tmp_path, web: dict, serve_http):
-    from sollol_exporter.http import serve as serve_exporter
+    from sollol_exporter.web.routes import serve as serve_exporter
     from sollol_exporter.web.watch import WebConfigWatcher
 
     path = tmp_path / "web.yml"

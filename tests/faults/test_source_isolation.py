@@ -159,7 +159,7 @@ def test_a_long_scrape_does_not_inherit_a_short_scrape_s_deadline(redis_db, scra
 def test_a_scrape_during_a_reload_holds_what_it_reads(redis_db, tmp_path, healthy):
     """The scrape takes its hold on the sources under the same lock the reload swaps them under."""
     from sollol_exporter import config as config_module
-    from sollol_exporter.app import State
+    from sollol_exporter.state import State
 
     coordinator, _ = healthy
     path = tmp_path / "config.yml"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import REFUSED, ggml_rpc
 from tests.support import llama
 

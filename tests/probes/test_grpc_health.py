@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import NOT_SERVING, REFUSED, SERVING, Target, grpc_health
 from tests.support.grpc_health_server import HealthServer
 from tests.support.net import free_port
@@ -44,8 +44,8 @@ def test_grpc_is_loaded_by_the_first_grpc_probe_not_at_start():
     port = free_port()
     script = f"""
 import sys, time
-import sollol_exporter.cli, sollol_exporter.app, sollol_exporter.collection
-from sollol_exporter.labels import Address
+import sollol_exporter.cli, sollol_exporter.state, sollol_exporter.collection
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import Target, dispatch
 print("grpc" in sys.modules)
 result = dispatch.PROBERS["grpc"]([Target(Address("127.0.0.1", {port}), None, "")], 2, time.monotonic() + 3)

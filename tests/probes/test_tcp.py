@@ -1,7 +1,7 @@
 import socket
 import time
 
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, Target, tcp
 from tests.support.net import close_listener, free_port, full_listener
 

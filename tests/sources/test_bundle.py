@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.cluster import ClusterState
-from sollol_exporter.labels import Address
 from sollol_exporter.sources.bundle import Sources
 from tests.support.collect import base_config, make_config
 from tests.support.net import free_port

@@ -46,9 +46,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.in_flight import InFlight
-from sollol_exporter.labels import Address, parse_address, sanitize
+from sollol_exporter.labels import sanitize
 from sollol_exporter.values import MAX_JSON_DEPTH, BadValue, decode_json, mapping, number, text
 
 MAX_EVENT_BYTES = 65_536

@@ -18,9 +18,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sollol_exporter.addresses import Address
 from sollol_exporter.events.counts import MAX_EVENT_BYTES, EventCounts
 from sollol_exporter.events.push_reader import PushReader
-from sollol_exporter.labels import Address
 from sollol_exporter.logs import fields
 
 log = logging.getLogger(__name__)

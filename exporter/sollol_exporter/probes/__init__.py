@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 
 
 @dataclass(frozen=True, order=True, slots=True)

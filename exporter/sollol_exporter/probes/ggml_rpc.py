@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from sollol_exporter.labels import Address
+from sollol_exporter.addresses import Address
 from sollol_exporter.probes import BUSY, ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
 HELLO, DEVICE_COUNT, GET_DEVICE_MEMORY = 14, 15, 11

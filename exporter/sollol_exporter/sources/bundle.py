@@ -20,9 +20,9 @@ from typing import Any
 
 from sollol_exporter import metadata as metadata_model
 from sollol_exporter import presence
+from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.cluster import ClusterState, parse_routing_event
 from sollol_exporter.config import Config, coordinator_label
-from sollol_exporter.labels import Address, parse_address
 from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.coordinator import Reading as CoordinatorReading

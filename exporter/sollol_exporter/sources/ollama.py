@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sollol_exporter.labels import Address, sanitize
+from sollol_exporter.addresses import Address
+from sollol_exporter.labels import sanitize
 from sollol_exporter.sources.http_client import FetchError, fetch
 from sollol_exporter.values import MAX_BYTES, MAX_COUNT, BadValue, decode_json, items, mapping, number, text
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from sollol_exporter.labels import parse_address, sanitize
+from sollol_exporter.addresses import parse_address
+from sollol_exporter.labels import sanitize
 from sollol_exporter.sources.redis_reader import Value
 from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, BadValue, decode_json, epoch_seconds, flag, items, number, text
 

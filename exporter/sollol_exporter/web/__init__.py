@@ -1,4 +1,3 @@
-"""The web layer's machinery: the exporter-toolkit web config file, TLS, basic auth, HTTP parsing and the server loop.
-
-http.py holds the exporter's own routes and `serve()`; everything here knows nothing about metrics.
+"""The web layer: the exporter's routes (routes.py, with `serve()`) over the HTTP machinery (the exporter-toolkit web
+config file, TLS, basic auth, rate limit, HTTP parsing, the server loop). Only routes.py knows about metrics.
 """

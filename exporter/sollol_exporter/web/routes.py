@@ -1,6 +1,6 @@
-"""The web endpoint: the metrics (/metrics, or --web.telemetry-path), a landing page, /-/healthy, /-/ready and
-(opt-in) POST /-/reload, behind the optional web config (TLS, basic auth, extra headers). Thin: collection lives in
-scrape.py, the HTTP machinery in web/."""
+"""The exporter's routes: the metrics (/metrics, or --web.telemetry-path), a landing page, /-/healthy, /-/ready and
+(opt-in) POST /-/reload, behind the optional web config (TLS, basic auth, extra headers, rate limit). Thin: collection
+lives in scrape.py, the HTTP machinery in the rest of web/."""
 
 from __future__ import annotations
 
@@ -12,18 +12,17 @@ import logging
 import math
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable
 
 from sollol_exporter import __version__
-from sollol_exporter.app import State
 from sollol_exporter.build import revision
 from sollol_exporter.config import Config
 from sollol_exporter.exposition import choose_encoder
+from sollol_exporter.state import State
 from sollol_exporter.web import protocol
 from sollol_exporter.web.gate import BasicAuthGate
 from sollol_exporter.web.protocol import Request, Response
+from sollol_exporter.web.rate_limit import RateLimiter
 from sollol_exporter.web.server import BACKLOG, Server
 from sollol_exporter.web.watch import WebConfigWatcher
 
@@ -76,30 +75,6 @@ def scrape_budget(header: str | None, config: Config) -> float:
     return max(MIN_BUDGET, timeout - config.scrape.timeout_margin)
 
 
-class _RateLimiter:
-    """exporter-toolkit's rate_limit: a token bucket of `burst` tokens refilled one per `interval`."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.tokens = 0.0
-        self.stamp = time.monotonic()
-        self.setting = (0.0, 0)
-
-    def allow(self, interval: float, burst: int) -> bool:
-        if interval <= 0:
-            return True
-        with self.lock:
-            now = time.monotonic()
-            if self.setting != (interval, burst):
-                self.setting, self.tokens, self.stamp = (interval, burst), float(burst), now
-            self.tokens = min(float(burst), self.tokens + (now - self.stamp) / interval)
-            self.stamp = now
-            if self.tokens < 1:
-                return False
-            self.tokens -= 1
-            return True
-
-
 class Exporter:
     """Routes a parsed request to an answer; the web config (if any) is consulted on every request.
 
@@ -112,7 +87,7 @@ class Exporter:
         self.web = web
         self.reload = reload
         self.telemetry_path = telemetry_path
-        self.limiter = _RateLimiter()
+        self.limiter = RateLimiter()
 
     def __call__(self, request: Request) -> Response:
         config = self.web.current().config if self.web else None

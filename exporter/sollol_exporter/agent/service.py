@@ -18,8 +18,8 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from sollol_exporter.agent.processes import rpc_server_listening
 from sollol_exporter.logs import fields
-from sollol_exporter.sockets import rpc_server_listening
 from sollol_exporter.web.config import WebConfigError
 from sollol_exporter.web.tls import certificate_and_key, client_ca
 from sollol_exporter.web.watch import Loaded, WebConfigWatcher
