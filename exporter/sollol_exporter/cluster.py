@@ -14,17 +14,16 @@ from datetime import UTC, datetime
 from sollol_exporter import metadata as metadata_model
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.events.counts import EventCounts
-from sollol_exporter.labels import sanitize
+from sollol_exporter.labels import OTHER, sanitize
 from sollol_exporter.metadata import MetadataStore
+from sollol_exporter.peers import OLLAMA_PORT
 from sollol_exporter.presence import COORDINATOR, DASHBOARD, Presence
 from sollol_exporter.probes import BUSY, ProbeResult
 from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
 from sollol_exporter.sources.redis_reader import stream_id
-from sollol_exporter.values import BadValue, decode_json, text
+from sollol_exporter.values import MAX_CLOCK_SKEW, MAX_EVENT_BYTES, BadValue, decode_json, text
 
-MAX_EVENT_BYTES = 65_536
 MAX_LABEL_VALUES = 200
-OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,6 @@ class RoutingEvent:
     timestamp: float | None
 
 
-# A routing event's timestamp further ahead than this is not believed (it would pin the "last event" gauge).
-MAX_CLOCK_SKEW = 300.0
-
 
 def parse_routing_event(raw: bytes | None) -> RoutingEvent | None:
     """One stream entry's event, or None if it is not a routing event. Pure: runs outside the cluster lock."""
@@ -60,7 +56,7 @@ def parse_routing_event(raw: bytes | None) -> RoutingEvent | None:
     node = None
     if event["event_type"] == "OLLAMA_NODE_SELECTED":
         try:
-            node = str(parse_address(event.get("node_url"), 11434))
+            node = str(parse_address(event.get("node_url"), OLLAMA_PORT))
         except ValueError:
             pass
     moment = None
@@ -101,6 +97,7 @@ class RoutingCounts:
         self._count(self.events, event.event_type)
         if event.node is not None:
             self._count(self.selections, event.node)
+        # a timestamp further ahead than MAX_CLOCK_SKEW is not believed: it would pin the "last event" gauge
         if event.timestamp is not None and event.timestamp <= now + MAX_CLOCK_SKEW:
             self.last_event = max(self.last_event or 0.0, event.timestamp)
         return True

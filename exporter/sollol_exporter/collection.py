@@ -17,6 +17,7 @@ from typing import Any
 
 from sollol_exporter import presence
 from sollol_exporter.addresses import Address
+from sollol_exporter.peers import METADATA_KEY
 from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
 from sollol_exporter.probes.dispatch import PROBERS
 from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen
@@ -233,7 +234,7 @@ class Collection:
     def _redis_parts(r: RedisResult, failures: dict, invalid: Counter, dropped: Counter) -> dict:
         current = r.metadata
         if current is not None and current.error:
-            failures["metadata"] = f"sollol:router:metadata: {current.error}"
+            failures["metadata"] = f"{METADATA_KEY}: {current.error}"
             invalid["metadata"] += 1
         elif current is not None and current.reading:
             invalid["metadata"] += current.reading.invalid_entries

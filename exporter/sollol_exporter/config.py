@@ -25,6 +25,16 @@ import yaml
 
 from sollol_exporter import files, redact
 from sollol_exporter.addresses import parse_address
+from sollol_exporter.peers import (
+    COORDINATOR_PORT,
+    DASHBOARD_PORT,
+    OLLAMA_ACTIVITY_CHANNEL,
+    OLLAMA_PORT,
+    REDIS_PORT,
+    RPC_ACTIVITY_CHANNEL,
+    RPC_SERVER_PORT,
+    TRACES_CHANNEL,
+)
 
 
 class ConfigError(Exception):
@@ -67,7 +77,7 @@ def count(default: int, zero: str | None = None, maximum: int = MAX_INT) -> Any:
 
 @dataclass
 class RedisConfig:
-    url: str = "redis://localhost:6379/0"
+    url: str = f"redis://localhost:{REDIS_PORT}/0"
     timeout: float = duration(2.0)
     max_value_bytes: int = count(1_048_576)
     # Redis walks this many keys per SCAN call, blocking its other clients meanwhile: a step, not the whole keyspace.
@@ -84,7 +94,7 @@ class MetadataConfig:
 
 @dataclass
 class CoordinatorConfig:
-    url: str = "http://localhost:18080"
+    url: str = f"http://localhost:{COORDINATOR_PORT}"
     name: str = ""
     api_key: str = ""
     api_key_file: str = ""
@@ -137,7 +147,7 @@ class OllamaConfig:
 @dataclass
 class DashboardConfig:
     enabled: bool = True
-    url: str = "http://localhost:8080"
+    url: str = f"http://localhost:{DASHBOARD_PORT}"
     timeout: float = duration(2.0)
     forget_after: float = duration(3600.0, zero="a vanished application is dropped at once, without an up 0 series")
     required: bool = False
@@ -151,9 +161,9 @@ class ScrapeConfig:
 
 @dataclass
 class EventChannelsConfig:
-    ollama: str = "sollol:dashboard:ollama:activity"
-    rpc: str = "sollol:dashboard:rpc:activity"
-    traces: str = "sollol:traces"
+    ollama: str = OLLAMA_ACTIVITY_CHANNEL
+    rpc: str = RPC_ACTIVITY_CHANNEL
+    traces: str = TRACES_CHANNEL
 
 
 @dataclass
@@ -212,11 +222,11 @@ def environment_defaults(env: typing.Mapping[str, str]) -> dict[str, Any]:
         partial["redis"] = {"url": env["SOLLOL_REDIS_URL"]}
     host, port = env.get("SOLLOL_COORDINATOR_HOST"), env.get("SOLLOL_COORDINATOR_PORT")
     if host or port:
-        partial["coordinators"] = [{"url": f"http://{host or 'localhost'}:{port or 18080}"}]
+        partial["coordinators"] = [{"url": f"http://{host or 'localhost'}:{port or COORDINATOR_PORT}"}]
     host, port = env.get("SOLLOL_DASHBOARD_HOST"), env.get("SOLLOL_DASHBOARD_PORT")
     if host or port:
         # SOLLOL_DASHBOARD_HOST is this exporter's own: SOLLOL assumes localhost, a container cannot.
-        partial["dashboard"] = {"url": f"http://{host or 'localhost'}:{port or 8080}"}
+        partial["dashboard"] = {"url": f"http://{host or 'localhost'}:{port or DASHBOARD_PORT}"}
     return partial
 
 
@@ -601,7 +611,7 @@ def _check(config: Config, source: _Source) -> None:
         path = ("coordinators", index)
         _check_http_url(coordinator.url, (*path, "url"), source)
         for position, backend in enumerate(coordinator.rpc_backends):
-            _address(backend, 50052, (*path, "rpc_backends", position), source)
+            _address(backend, RPC_SERVER_PORT, (*path, "rpc_backends", position), source)
         if coordinator.api_key and coordinator.api_key_file:
             _fail(source, path, "set api_key or api_key_file, not both")
         _check_header_value(coordinator.api_key, (*path, "api_key"), source)
@@ -611,10 +621,10 @@ def _check(config: Config, source: _Source) -> None:
         names.add(label)
     _check_port(config.rpc_backends.grpc.port, ("rpc_backends", "grpc", "port"), source)
     for index, static in enumerate(config.rpc_backends.static):
-        _address(static.address, 50052, ("rpc_backends", "static", index, "address"), source)
+        _address(static.address, RPC_SERVER_PORT, ("rpc_backends", "static", index, "address"), source)
         _check_port(static.grpc.port, ("rpc_backends", "static", index, "grpc", "port"), source)
     for index, node in enumerate(config.ollama.nodes):
-        _address(node, 11434, ("ollama", "nodes", index), source)
+        _address(node, OLLAMA_PORT, ("ollama", "nodes", index), source)
     _check_header_value(config.ollama.host_header, ("ollama", "host_header"), source)
     if config.dashboard.enabled:
         _check_http_url(config.dashboard.url, ("dashboard", "url"), source)

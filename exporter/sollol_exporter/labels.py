@@ -7,6 +7,7 @@ import re
 
 MAX_LABEL_LENGTH = 128
 _DIGEST_LENGTH = 8  # hex digits of the full value's digest that end a cut value
+OTHER = "other"  # the label value that stands for every value past a cardinality cap
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 

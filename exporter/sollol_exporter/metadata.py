@@ -18,6 +18,7 @@ from typing import Any
 
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.labels import sanitize
+from sollol_exporter.peers import METADATA_KEY, OLLAMA_PORT, RPC_SERVER_PORT
 from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, MAX_MILLISECONDS, BadValue, decode_json, epoch_seconds, flag, items, mapping, number, text
 
 OLLAMA_POOL = "ollama_pool"  # variant A
@@ -161,7 +162,7 @@ def reduce(doc: dict, variant: str) -> Reading:
             reading.invalid_entries += 1
             continue
         try:
-            address = parse_address(entry, 11434)
+            address = parse_address(entry, OLLAMA_PORT)
         except ValueError:
             reading.invalid_entries += 1
             continue
@@ -173,7 +174,7 @@ def reduce(doc: dict, variant: str) -> Reading:
                 values["available"] = available
             reading.nodes.append(NodeStats(address, values))
     reading.node_targets = list(dict.fromkeys(reading.node_targets))
-    reading.rpc_backends = _addresses(doc.get("rpc_backends"), 50052, reading)
+    reading.rpc_backends = _addresses(doc.get("rpc_backends"), RPC_SERVER_PORT, reading)
     synaptic = mapping(metrics.get("synaptic_llamas"))
     reading.synaptic = _numbers(synaptic, _SYNAPTIC_FIELDS, reading)
     task_types = mapping(synaptic.get("task_types"))
@@ -193,9 +194,9 @@ def reduce(doc: dict, variant: str) -> Reading:
 
 def parse(raw: bytes) -> dict:
     """The key's value as a JSON object; BadValue for anything else. Pure: callers parse outside their locks."""
-    doc = decode_json(raw, "sollol:router:metadata")
+    doc = decode_json(raw, METADATA_KEY)
     if not isinstance(doc, dict):
-        raise BadValue(f"sollol:router:metadata: expected a JSON object, got {type(doc).__name__}")
+        raise BadValue(f"{METADATA_KEY}: expected a JSON object, got {type(doc).__name__}")
     return doc
 
 

@@ -54,6 +54,7 @@ MAX_BYTES = MAX_MEBIBYTES * 1_048_576
 MAX_MILLISECONDS = 1e7  # about 2.8 hours: a latency or duration (the events use the same bound)
 MAX_SECONDS = 100 * 365 * 86400.0  # an uptime
 MAX_CLOCK_SKEW = 300.0  # how far ahead of this host's clock a peer's timestamp may be
+MAX_EVENT_BYTES = 65_536  # one event from SOLLOL: a routing stream entry or a PUB/SUB message
 
 
 def number(value: Any, low: float = -math.inf, high: float = math.inf) -> float | None:

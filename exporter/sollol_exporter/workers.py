@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.config import Config, RpcBackendConfig, coordinator_label
+from sollol_exporter.peers import RPC_SERVER_PORT
 from sollol_exporter.probes import BUSY, DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
 
 REACHABLE = "reachable"
@@ -58,10 +59,10 @@ def workers(config: Config, coordinator_names: list[str], from_metadata: Iterabl
 
     for coordinator in config.coordinators:
         for entry in coordinator.rpc_backends:
-            add(parse_address(entry, 50052), "config", [coordinator_label(coordinator)])
+            add(parse_address(entry, RPC_SERVER_PORT), "config", [coordinator_label(coordinator)])
     static: dict[Address, RpcBackendConfig] = {}
     for backend in rpc.static:
-        address = parse_address(backend.address, 50052)
+        address = parse_address(backend.address, RPC_SERVER_PORT)
         add(address, "config", coordinator_names)
         static[address] = backend
     invalid = 0
@@ -70,7 +71,7 @@ def workers(config: Config, coordinator_names: list[str], from_metadata: Iterabl
             add(address, "metadata", coordinator_names)
         for key in registry_keys:
             try:
-                add(parse_address(key, 50052), "registry", coordinator_names)
+                add(parse_address(key, RPC_SERVER_PORT), "registry", coordinator_names)
             except ValueError:
                 invalid += 1
     built: dict[Address, Worker] = {}

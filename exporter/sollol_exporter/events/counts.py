@@ -49,11 +49,10 @@ from functools import lru_cache
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.in_flight import InFlight
-from sollol_exporter.labels import sanitize
-from sollol_exporter.values import MAX_JSON_DEPTH, BadValue, decode_json, mapping, number, text
+from sollol_exporter.labels import OTHER, sanitize
+from sollol_exporter.peers import OLLAMA_PORT
+from sollol_exporter.values import MAX_EVENT_BYTES, MAX_JSON_DEPTH, MAX_MILLISECONDS, BadValue, decode_json, mapping, number, text
 
-MAX_EVENT_BYTES = 65_536
-OTHER = "other"
 # LLM requests: tens of milliseconds (embeddings, cache hits) to several minutes (long generations on CPU).
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 OPERATIONS = ("chat", "generate", "embed", "embeddings", "completion", "other")  # plus "unknown": not said
@@ -141,7 +140,6 @@ class Update:
 
 
 # Larger values are not a measurement: an event that claims one is invalid (a single 1e308 would pin a counter at +Inf).
-MAX_LATENCY_MS = 1e7  # about 2.8 hours
 MAX_TOKENS = 1e7
 MAX_WORKERS = 10_000  # RPC workers a coordinator's heartbeat may report
 
@@ -201,7 +199,7 @@ def _ollama(event: dict) -> Update:
     details = mapping(event.get("details"))
     if kind not in ("ollama_request", "ollama_response", "ollama_error"):
         raise BadValue(f"unknown event type {kind!r}")
-    node = str(_address(event.get("backend"), 11434))
+    node = str(_address(event.get("backend"), OLLAMA_PORT))
     timestamp = number(event.get("timestamp"))
     if kind == "ollama_request":
         return Update("request_start", node, model=_model(details), streaming=details.get("streaming") is True, started=timestamp)
@@ -418,12 +416,12 @@ def _add(table: dict, key: tuple, amount: float = 1.0) -> None:
 
 
 def _seconds(milliseconds) -> float | None:
-    """None when the event gives no latency; a latency that is not a duration (negative, over MAX_LATENCY_MS,
+    """None when the event gives no latency; a latency that is not a duration (negative, over MAX_MILLISECONDS,
     Infinity, not a number) makes the event invalid: counting the request without observing it would skew the
     histogram's count against its buckets."""
     if milliseconds is None:
         return None
-    value = number(milliseconds, 0.0, MAX_LATENCY_MS)
+    value = number(milliseconds, 0.0, MAX_MILLISECONDS)
     if value is None:
         raise BadValue(f"latency_ms {str(milliseconds)[:40]!r}")
     return value / 1000.0

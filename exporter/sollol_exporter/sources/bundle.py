@@ -23,6 +23,7 @@ from sollol_exporter import presence
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.cluster import ClusterState, parse_routing_event
 from sollol_exporter.config import Config, coordinator_label
+from sollol_exporter.peers import OLLAMA_PORT
 from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.coordinator import Reading as CoordinatorReading
@@ -172,7 +173,7 @@ class Sources:
     def ollama_targets(self) -> dict[Address, set[str]]:
         targets: dict[Address, set[str]] = {}
         for node in self.config.ollama.nodes:
-            targets.setdefault(parse_address(node, 11434), set()).add("config")
+            targets.setdefault(parse_address(node, OLLAMA_PORT), set()).add("config")
         if self.config.ollama.discover:
             with self.cluster.lock:
                 discovered = self.cluster.metadata.node_targets()

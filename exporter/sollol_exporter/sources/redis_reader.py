@@ -20,11 +20,8 @@ from typing import cast
 
 import redis
 
-METADATA_KEY = "sollol:router:metadata"
-GPU_PREFIX = "sollol:gpu:"
-GPU_STREAM = "sollol:gpu:stats"
-RPC_NODE_PREFIX = "sollol:rpc:node:"
-ROUTING_STREAM = "sollol:routing_stream"
+from sollol_exporter.peers import GPU_PREFIX, GPU_STREAM, METADATA_KEY, ROUTING_STREAM, RPC_NODE_PREFIX
+
 _STREAM_BATCH = 100
 _STREAM_MAX_PER_SCRAPE = 50_000
 MAX_KEYS = 10_000  # per prefix; the rest are counted in Snapshot.dropped, not fetched

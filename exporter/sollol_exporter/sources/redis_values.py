@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sollol_exporter.addresses import parse_address
 from sollol_exporter.labels import sanitize
+from sollol_exporter.peers import GPU_PREFIX, RPC_NODE_PREFIX, RPC_SERVER_PORT
 from sollol_exporter.sources.redis_reader import Value
 from sollol_exporter.values import MAX_COUNT, MAX_MEBIBYTES, BadValue, decode_json, epoch_seconds, flag, items, number, text
 
@@ -109,8 +110,8 @@ def gpu_reports(values: dict[str, Value], now: float | None = None, cpu_seconds:
             continue
         try:
             if node in nodes:  # two keys that differ only in characters a label cannot carry
-                raise BadValue(f"sollol:gpu:{node}: another key has the same node label")
-            doc = _document(value, f"sollol:gpu:{node}")
+                raise BadValue(f"{GPU_PREFIX}{node}: another key has the same node label")
+            doc = _document(value, f"{GPU_PREFIX}{node}")
         except BadValue as err:
             parsed.invalid += 1
             parsed.errors.append(str(err))
@@ -150,8 +151,8 @@ def registrations(values: dict[str, Value], cpu_seconds: float = MAX_PARSE_SECON
         if _left_out(value, parsed, budget):
             continue
         try:
-            backend = str(parse_address(suffix, 50052))
-            doc = _document(value, f"sollol:rpc:node:{backend}")
+            backend = str(parse_address(suffix, RPC_SERVER_PORT))
+            doc = _document(value, f"{RPC_NODE_PREFIX}{backend}")
         except (BadValue, ValueError) as err:
             parsed.invalid += 1
             parsed.errors.append(str(err))
