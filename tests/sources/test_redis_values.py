@@ -44,6 +44,16 @@ def test_two_keys_that_make_one_node_label_keep_the_first():
     assert parsed.invalid == 1
 
 
+def test_two_gpus_of_one_report_claiming_one_index_keep_the_first_and_count_the_other():
+    doc = json.loads(gpu_value().raw)
+    doc["gpus"].append({**doc["gpus"][0], "name": "Another GPU", "memory_total_mb": 8192})
+    parsed = gpu_reports({"n:1": Value(raw=json.dumps(doc).encode())}, now=NOW)
+    gpus = parsed.items[0].gpus
+    assert [(g.index, g.name) for g in gpus] == [("0", GPU["gpus"][0]["name"])]
+    assert gpus[0].values["memory_total"] == 24576 * MIB
+    assert parsed.invalid == 1
+
+
 def test_long_node_ids_sharing_their_beginning_stay_two_nodes():
     shared = "gpu-box-" + "a" * 130
     parsed = gpu_reports({shared + "1:11434": gpu_value(), shared + "2:11434": gpu_value()}, now=NOW)

@@ -122,6 +122,7 @@ def gpu_reports(values: dict[str, Value], now: float | None = None, cpu_seconds:
         parsed.dropped += max(0, len(listed) - room)
         total += min(len(listed), room)
         gpus = []
+        labels: set[str] = set()
         for position, gpu in enumerate(listed[:room]):
             if not isinstance(gpu, dict):
                 parsed.invalid += 1
@@ -135,6 +136,10 @@ def gpu_reports(values: dict[str, Value], now: float | None = None, cpu_seconds:
                 elif field_name in gpu:
                     parsed.invalid += 1
             label = str(int(index)) if index is not None else str(position)
+            if label in labels:  # two entries claim one index: the first is kept
+                parsed.invalid += 1
+                continue
+            labels.add(label)
             gpus.append(Gpu(label, sanitize(text(gpu.get("name")) or "unknown", 64), values_by_field))
         vendor = sanitize(text(doc.get("vendor")) or "unknown", 32)
         stamp = epoch_seconds(doc.get("timestamp"), now)
