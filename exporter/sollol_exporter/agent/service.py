@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEFAULT_LISTEN = ":50051"
+STOP_SECONDS = 5.0
 
 
 def service_name(port: int) -> str:
@@ -119,4 +120,6 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self.servicer.enter_graceful_shutdown()
-        self.server.stop(grace=1).wait()
+        # Streams still open after the grace period are cancelled; the wait is bounded all the same, so that a
+        # stop asked by SIGTERM ends whatever gRPC's own threads do.
+        self.server.stop(grace=1).wait(STOP_SECONDS)
