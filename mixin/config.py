@@ -1,8 +1,8 @@
 """The one place for everything a user's Prometheus setup may name differently, and every alert threshold.
 
-Like kubernetes-mixin's `_config`: rules (`mixin/rules.py`) and dashboards (`grafana/generate.py`) are generated
-from a `Config`; the defaults reproduce the shipped stack (`prometheus/prometheus.yml`: job "sollol", a `cluster`
-target label). Render for another setup with, e.g.,
+Like kubernetes-mixin's `_config`: rules (`mixin/rules.py`) and dashboards (`mixin/dashboards/`) are generated
+from a `Config`, every selector written with its `sel` or `series`; the defaults reproduce the shipped stack
+(`prometheus/prometheus.yml`: job "sollol", a `cluster` target label). Render for another setup with, e.g.,
 
     .venv/bin/python -m mixin.generate --set job_selector='job="monitoring/sollol-exporter"' --set cluster_label=k8s_cluster --out /tmp/mine
 """
@@ -130,9 +130,13 @@ class Config:
     def template_values(self) -> str:
         return f"$labels.{self.cluster_label} $labels.{self.instance_label}"
 
-    def sel(self, matchers: str = "") -> str:
+    def sel(self, *matchers: str) -> str:
         """The label matchers of one selector: the job's, then the given ones."""
-        return ",".join(part for part in (self.job_selector, matchers) if part)
+        return ",".join(part for part in (self.job_selector, *matchers) if part)
+
+    def series(self, name: str, *matchers: str) -> str:
+        """A selector of the exporter's series: `name{<job selector>,<matchers>}`; with no name, `{...}` alone."""
+        return f"{name}{{{self.sel(*matchers)}}}"
 
     def by(self, *labels: str) -> str:
         """`cluster, instance, <labels>` with the configured label names."""

@@ -35,10 +35,6 @@ class Recording:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-def _m(c: Config, name: str, matchers: str = "") -> str:
-    return f"{name}{{{c.sel(matchers)}}}"
-
-
 def alert_groups(c: Config) -> list[tuple[str, str, list[AlertRule]]]:
     """(group name, group comment, rules)."""
     by, th = c.by, (lambda name: c.alert(name).threshold)
@@ -49,14 +45,14 @@ def alert_groups(c: Config) -> list[tuple[str, str, list[AlertRule]]]:
                 "SollolRpcBackendDown", "critical",
                 "refused, unreachable, dns_error, not_serving or error. Never \"busy\": a worker held by its coordinator is doing its job.",
                 f"""(
-  max by ({by("backend")}) ({_m(c, "sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
+  max by ({by("backend")}) ({c.series("sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
   * on ({by("backend")}) group_left (coordinator)
-  max by ({by("backend", "coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})
+  max by ({by("backend", "coordinator")}) ({c.series("sollol_rpc_backend_coordinator_info")})
 )
 or
 (
-  max by ({by("backend")}) ({_m(c, "sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
-  unless on ({by("backend")}) {_m(c, "sollol_rpc_backend_coordinator_info")}
+  max by ({by("backend")}) ({c.series("sollol_rpc_backend_state", f'state=~"{DOWN_STATES}"')} == 1)
+  unless on ({by("backend")}) {c.series("sollol_rpc_backend_coordinator_info")}
 )""",
                 "An RPC worker is down.",
                 "rpc-server {{ $labels.backend }}{{ with $labels.coordinator }} of coordinator {{ . }}{{ end }} has been down for "
@@ -67,8 +63,8 @@ or
             ),
             AlertRule(
                 "SollolRpcBackendsAllDown", "critical", "every worker of one coordinator is down.",
-                f"sum by ({by('coordinator')}) ({_m(c, 'sollol_rpc_backend_coordinator_info')} * on ({by('backend')}) "
-                f"group_left {_m(c, 'sollol_rpc_backend_up')}) == 0",
+                f"sum by ({by('coordinator')}) ({c.series('sollol_rpc_backend_coordinator_info')} * on ({by('backend')}) "
+                f"group_left {c.series('sollol_rpc_backend_up')}) == 0",
                 "All RPC workers of a coordinator are down.",
                 "None of the rpc-server workers that {{ $labels.coordinator }} drives has answered for " + _minutes(c, "SollolRpcBackendsAllDown") + ".",
             ),
@@ -76,7 +72,7 @@ or
                 "SollolRpcBackendVersionSkew", "warning",
                 "the coordinator's build refuses the worker's RPC protocol (another major version, or a newer minor one). Known only "
                 "where the ggml handshake runs and the coordinator reports its build.",
-                f"{_m(c, 'sollol_rpc_backend_version_skew')} == 1",
+                f"{c.series('sollol_rpc_backend_version_skew')} == 1",
                 "A coordinator and its RPC worker speak incompatible protocols.",
                 "rpc-server {{ $labels.backend }} speaks RPC protocol "
                 + _query_label(c, "sollol_rpc_backend_protocol_info", "backend", "version")
@@ -88,25 +84,25 @@ or
         ("sollol.coordinators", "", [
             AlertRule(
                 "SollolCoordinatorDown", "critical", "hung or unreachable (or an unexpected answer).",
-                f"{_m(c, 'sollol_coordinator_up')} == 0",
+                f"{c.series('sollol_coordinator_up')} == 0",
                 "A llama.cpp coordinator is down.",
                 "llama-server {{ $labels.coordinator }} has not answered /health for " + _minutes(c, "SollolCoordinatorDown") + ".",
             ),
             AlertRule(
                 "SollolCoordinatorStuckLoading", "warning", "still answering 503 \"Loading model\".",
-                _m(c, "sollol_coordinator_state", 'state="loading"') + " == 1",
+                c.series("sollol_coordinator_state", 'state="loading"') + " == 1",
                 "A coordinator is stuck loading its model.",
                 "llama-server {{ $labels.coordinator }} still answers 503 \"Loading model\" after " + _minutes(c, "SollolCoordinatorStuckLoading") + ".",
             ),
             AlertRule(
                 "SollolCoordinatorStalled", "critical", "/health answers but /metrics, which goes through the inference loop, times out.",
-                _m(c, "sollol_coordinator_state", 'state="stalled"') + " == 1",
+                c.series("sollol_coordinator_state", 'state="stalled"') + " == 1",
                 "A coordinator's inference loop is stuck.",
                 "llama-server {{ $labels.coordinator }} has answered /health while /metrics timed out for " + _minutes(c, "SollolCoordinatorStalled") + ".",
             ),
             AlertRule(
                 "SollolCoordinatorMetricsDisabled", "info", "llama-server answers 501 on /metrics.",
-                f"{_m(c, 'sollol_coordinator_metrics_enabled')} == 0",
+                f"{c.series('sollol_coordinator_metrics_enabled')} == 0",
                 "A coordinator serves no /metrics.",
                 "llama-server {{ $labels.coordinator }} answers 501 on /metrics; start it with --metrics to get token and queue figures.",
             ),
@@ -114,27 +110,27 @@ or
         ("sollol.ollama", "", [
             AlertRule(
                 "SollolOllamaNodeDown", "warning", "Ollama does not answer GET /.",
-                f"{_m(c, 'sollol_ollama_node_up')} == 0",
+                f"{c.series('sollol_ollama_node_up')} == 0",
                 "An Ollama node is down.",
                 "Ollama on {{ $labels.node }} has not answered GET / for " + _minutes(c, "SollolOllamaNodeDown") + ".",
             ),
             AlertRule(
                 "SollolOllamaNodesAllDown", "critical", "no Ollama node the exporter probes answers. Only where there are nodes.",
-                f"""count by ({by()}) ({_m(c, "sollol_ollama_node_up")})
-unless on ({by()}) ({_m(c, "sollol_ollama_node_up")} == 1)""",
+                f"""count by ({by()}) ({c.series("sollol_ollama_node_up")})
+unless on ({by()}) ({c.series("sollol_ollama_node_up")} == 1)""",
                 "All Ollama nodes are down.",
                 "None of the {{ $value }} Ollama nodes that {{ $labels." + inst + " }} probes has answered GET / for "
                 + _minutes(c, "SollolOllamaNodesAllDown") + "; SOLLOL has nowhere to send a request.",
             ),
             AlertRule(
                 "SollolOllamaNodeFalselyAvailable", "warning", "SOLLOL marks a node available that the probe finds down.",
-                f"({_m(c, 'sollol_ollama_node_available')} == 1) and on ({by('node')}) ({_m(c, 'sollol_ollama_node_up')} == 0)",
+                f"({c.series('sollol_ollama_node_available')} == 1) and on ({by('node')}) ({c.series('sollol_ollama_node_up')} == 0)",
                 "SOLLOL routes to an Ollama node that is down.",
                 "SOLLOL marks {{ $labels.node }} available while the exporter's probe has failed for " + _minutes(c, "SollolOllamaNodeFalselyAvailable") + ".",
             ),
             AlertRule(
                 "SollolOllamaNodeFalselyUnavailable", "info", "SOLLOL marks a node unavailable that answers the probe.",
-                f"({_m(c, 'sollol_ollama_node_available')} == 0) and on ({by('node')}) ({_m(c, 'sollol_ollama_node_up')} == 1)",
+                f"({c.series('sollol_ollama_node_available')} == 0) and on ({by('node')}) ({c.series('sollol_ollama_node_up')} == 1)",
                 "SOLLOL does not use an Ollama node that is up.",
                 "SOLLOL marks {{ $labels.node }} unavailable while it has answered the exporter for " + _minutes(c, "SollolOllamaNodeFalselyUnavailable") + ".",
             ),
@@ -146,13 +142,13 @@ unless on ({by()}) ({_m(c, "sollol_ollama_node_up")} == 1)""",
                 "SOLLOL's events, or SOLLOL's own failure count) within 10 minutes. Ollama keeps models loaded and llama.cpp "
                 "allocates what it can, so a full GPU alone is normal; full and failing means a model cannot be loaded.",
                 f"""(
-  {_m(c, "sollol_gpu_memory_free_bytes")} / {_m(c, "sollol_gpu_memory_total_bytes")} < {_number(th("SollolGpuMemoryNearlyFull"))}
+  {c.series("sollol_gpu_memory_free_bytes")} / {c.series("sollol_gpu_memory_total_bytes")} < {_number(th("SollolGpuMemoryNearlyFull"))}
 )
 and on ({by("node")})
 (
-  sum by ({by("node")}) (increase({_m(c, "sollol_request_errors_total", 'reason="http_5xx"')}[10m])) > 0
+  sum by ({by("node")}) (increase({c.series("sollol_request_errors_total", 'reason="http_5xx"')}[10m])) > 0
   or
-  sum by ({by("node")}) (increase({_m(c, "sollol_ollama_node_failed_requests_total")}[10m])) > 0
+  sum by ({by("node")}) (increase({c.series("sollol_ollama_node_failed_requests_total")}[10m])) > 0
 )""",
                 "A GPU is out of memory and its node fails requests.",
                 "GPU {{ $labels.gpu }} on {{ $labels.node }} has {{ $value | humanizePercentage }} of its memory free and requests "
@@ -161,7 +157,7 @@ and on ({by("node")})
             AlertRule(
                 "SollolGpuTelemetryStale", "warning",
                 "no GPU report for the threshold; max_over_time keeps the alert alive after the key (and its series) expired.",
-                f"time() - max by ({by('node')}) (max_over_time({_m(c, 'sollol_gpu_report_timestamp_seconds')}[1h])) "
+                f"time() - max by ({by('node')}) (max_over_time({c.series('sollol_gpu_report_timestamp_seconds')}[1h])) "
                 f"> {_number(th('SollolGpuTelemetryStale'))}",
                 "GPU telemetry has stopped.",
                 "The gpu_reporter of {{ $labels.node }} last wrote {{ $value | humanizeDuration }} ago.",
@@ -170,20 +166,20 @@ and on ({by("node")})
         ("sollol.sources", "", [
             AlertRule(
                 "SollolRedisDown", "critical", "the exporter cannot reach SOLLOL's Redis.",
-                f"{_m(c, 'sollol_redis_up')} == 0",
+                f"{c.series('sollol_redis_up')} == 0",
                 "SOLLOL's Redis is unreachable.",
                 "The exporter {{ $labels." + inst + " }} has not reached SOLLOL's Redis for " + _minutes(c, "SollolRedisDown") + ".",
             ),
             AlertRule(
                 "SollolRouterMetadataStale", "warning", "OllamaPool's timestamped metadata is old (other writers have no clock).",
-                f"""{_m(c, "sollol_metadata_age_seconds")} > {_number(th("SollolRouterMetadataStale"))}
-and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)""",
+                f"""{c.series("sollol_metadata_age_seconds")} > {_number(th("SollolRouterMetadataStale"))}
+and on ({by()}) ({c.series("sollol_metadata_info", 'variant="ollama_pool"')} == 1)""",
                 "SOLLOL's router metadata is stale.",
                 "sollol:router:metadata was last written {{ $value | humanizeDuration }} ago by OllamaPool, which writes every 5 seconds.",
             ),
             AlertRule(
                 "SollolApplicationStoppedHeartbeating", "warning", "an app vanished from the dashboard's registry.",
-                f"{_m(c, 'sollol_application_up')} == 0",
+                f"{c.series('sollol_application_up')} == 0",
                 "A SOLLOL application stopped heartbeating.",
                 "{{ $labels.app }} ({{ $labels.router_type }}) is no longer registered with the SOLLOL dashboard.",
             ),
@@ -192,7 +188,7 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
             *(_fixed_request_alerts(c) if c.fixed_request_alerts else []),
             AlertRule(
                 "SollolCoordinatorQueueBackingUp", "warning", "llama-server has requests waiting for a slot.",
-                f"{_m(c, 'sollol_coordinator_requests_deferred')} > 0",
+                f"{c.series('sollol_coordinator_requests_deferred')} > 0",
                 "A coordinator's request queue is backing up.",
                 "llama-server {{ $labels.coordinator }} has had {{ $value }} requests waiting for a slot for "
                 + _minutes(c, "SollolCoordinatorQueueBackingUp") + ".",
@@ -201,7 +197,7 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
                 "SollolEventsSubscriptionLost", "info",
                 "Redis dropped the exporter's subscription (a burst past its output buffer, a restart): events published "
                 "until it subscribed again were not counted, so this hour's request rates, ratios and SLO figures are short.",
-                f"increase({_m(c, 'sollol_events_subscription_losses_total')}[1h]) > 0",
+                f"increase({c.series('sollol_events_subscription_losses_total')}[1h]) > 0",
                 "Activity events were lost.",
                 "{{ $labels." + inst + " }} lost its subscription to SOLLOL's event channels {{ $value | humanize }} times in the "
                 "last hour; request figures for that hour are short.",
@@ -211,12 +207,12 @@ and on ({by()}) ({_m(c, "sollol_metadata_info", 'variant="ollama_pool"')} == 1)"
                 "SOLLOL's own request counters grow while no activity event arrives: the subscriber is broken, or SOLLOL stopped "
                 "publishing (another Redis, SOLLOL_REDIS_URL unset). Only where the exporter subscribes at all.",
                 f"""(
-  sum by ({by()}) (increase({_m(c, "sollol_ollama_node_requests_total")}[10m])) > 0
+  sum by ({by()}) (increase({c.series("sollol_ollama_node_requests_total")}[10m])) > 0
   or
-  sum by ({by()}) (increase({_m(c, "sollol_router_requests_total")}[10m])) > 0
+  sum by ({by()}) (increase({c.series("sollol_router_requests_total")}[10m])) > 0
 )
-unless on ({by()}) (sum by ({by()}) (increase({_m(c, "sollol_events_received_total")}[10m])) > 0)
-and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
+unless on ({by()}) (sum by ({by()}) (increase({c.series("sollol_events_received_total")}[10m])) > 0)
+and on ({by()}) {c.series("sollol_events_subscribed")}""",
                 "SOLLOL's activity events have gone silent.",
                 "SOLLOL handled requests in the last 10 minutes but {{ $labels." + inst + " }} received no activity event (subscribed: "
                 "{{ with printf \"sollol_events_subscribed{" + c.template_matchers() + "}\" " + c.template_values()
@@ -246,14 +242,14 @@ and on ({by()}) {_m(c, "sollol_events_subscribed")}""",
             AlertRule(
                 "SollolExporterConfigReloadFailed", "warning",
                 "the last reload (SIGHUP, POST /-/reload) of the config or web config file failed; the previous one stays in force.",
-                f"{_m(c, 'sollol_exporter_config_last_reload_successful')} == 0",
+                f"{c.series('sollol_exporter_config_last_reload_successful')} == 0",
                 "sollol-exporter failed to reload its configuration.",
                 "{{ $labels." + inst + " }} has run on its previous configuration for " + _minutes(c, "SollolExporterConfigReloadFailed")
                 + " because the file it was told to reload is invalid; it would refuse to start with it. Its log says why.",
             ),
             AlertRule(
                 "SollolExporterCollectorFailing", "warning", "one of the exporter's sources is unreadable.",
-                f"{_m(c, 'sollol_exporter_collector_success')} == 0",
+                f"{c.series('sollol_exporter_collector_success')} == 0",
                 "A sollol-exporter source is unreadable.",
                 "The {{ $labels.collector }} collector of {{ $labels." + inst + " }} has failed for "
                 + _minutes(c, "SollolExporterCollectorFailing") + "; its log says why.",
@@ -300,7 +296,7 @@ def recording_groups(c: Config) -> list[tuple[str, str, list[Recording]]]:
     def quantiles(level: str, metric: str, labels: tuple[str, ...], qs=("0.5", "0.95", "0.99")) -> list[Recording]:
         return [
             Recording(f"{level}:{metric}:quantile_rate5m",
-                      f"histogram_quantile({q}, sum by ({by(*labels, 'le')}) (rate({_m(c, metric + '_bucket')}[5m])))",
+                      f"histogram_quantile({q}, sum by ({by(*labels, 'le')}) (rate({c.series(metric + '_bucket')}[5m])))",
                       (("quantile", q),))
             for q in qs
         ]
@@ -313,41 +309,41 @@ def recording_groups(c: Config) -> list[tuple[str, str, list[Recording]]]:
     def ratio(level: str, label: str) -> Recording:
         return Recording(
             f"{level}:sollol_request_errors:ratio_rate5m",
-            f"""sum by ({by(label)}) (rate({_m(c, "sollol_requests_total", 'outcome="error"')}[5m]))
+            f"""sum by ({by(label)}) (rate({c.series("sollol_requests_total", 'outcome="error"')}[5m]))
 /
-sum by ({by(label)}) (rate({_m(c, "sollol_requests_total")}[5m]))""")
+sum by ({by(label)}) (rate({c.series("sollol_requests_total")}[5m]))""")
 
     return [
         ("sollol.recording", "", [
             Recording("coordinator:sollol_coordinator_tokens_predicted:rate5m",
-                      f"sum by ({by('coordinator')}) (rate({_m(c, 'sollol_coordinator_tokens_predicted_total')}[5m]))"),
+                      f"sum by ({by('coordinator')}) (rate({c.series('sollol_coordinator_tokens_predicted_total')}[5m]))"),
             Recording("coordinator:sollol_coordinator_prompt_tokens:rate5m",
-                      f"sum by ({by('coordinator')}) (rate({_m(c, 'sollol_coordinator_prompt_tokens_total')}[5m]))"),
+                      f"sum by ({by('coordinator')}) (rate({c.series('sollol_coordinator_prompt_tokens_total')}[5m]))"),
             Recording("coordinator:sollol_rpc_backend_up:ratio",
-                      f"""sum by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")} * on ({by("backend")}) """
-                      f"""group_left {_m(c, "sollol_rpc_backend_up")})
+                      f"""sum by ({by("coordinator")}) ({c.series("sollol_rpc_backend_coordinator_info")} * on ({by("backend")}) """
+                      f"""group_left {c.series("sollol_rpc_backend_up")})
 /
-count by ({by("coordinator")}) ({_m(c, "sollol_rpc_backend_coordinator_info")})"""),
+count by ({by("coordinator")}) ({c.series("sollol_rpc_backend_coordinator_info")})"""),
             Recording("cluster:sollol_rpc_backend_up:ratio",
-                      f"avg by ({c.cluster_label}) ({_m(c, 'sollol_rpc_backend_up')})"),
+                      f"avg by ({c.cluster_label}) ({c.series('sollol_rpc_backend_up')})"),
             Recording("node:sollol_ollama_node_requests:rate5m",
-                      f"sum by ({by('node')}) (rate({_m(c, 'sollol_ollama_node_requests_total')}[5m]))"),
+                      f"sum by ({by('node')}) (rate({c.series('sollol_ollama_node_requests_total')}[5m]))"),
             Recording("node:sollol_routing_node_selections:rate5m",
-                      f"sum by ({by('node')}) (rate({_m(c, 'sollol_routing_node_selections_total')}[5m]))"),
+                      f"sum by ({by('node')}) (rate({c.series('sollol_routing_node_selections_total')}[5m]))"),
         ]),
         ("sollol.requests.recording",
          "Request-level truth from SOLLOL's activity events: the rates, error ratios and quantiles the dashboards and alerts use.", [
-            Recording("node:sollol_requests:rate5m", f"sum by ({by('node')}) (rate({_m(c, 'sollol_requests_total')}[5m]))"),
-            Recording("model:sollol_requests:rate5m", f"sum by ({by('model')}) (rate({_m(c, 'sollol_requests_total')}[5m]))"),
+            Recording("node:sollol_requests:rate5m", f"sum by ({by('node')}) (rate({c.series('sollol_requests_total')}[5m]))"),
+            Recording("model:sollol_requests:rate5m", f"sum by ({by('model')}) (rate({c.series('sollol_requests_total')}[5m]))"),
             ratio("node", "node"),
             ratio("model", "model"),
             *request_quantiles("node"),
             *request_quantiles("model"),
             Recording("coordinator_model:sollol_coordinator_requests:rate5m",
-                      f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_requests_total')}[5m]))"),
+                      f"sum by ({by('coordinator', 'model')}) (rate({c.series('sollol_coordinator_requests_total')}[5m]))"),
             *quantiles("coordinator_model", "sollol_coordinator_request_duration_seconds", ("coordinator", "model"), qs=("0.95",)),
             Recording("coordinator_model:sollol_coordinator_completion_tokens:rate5m",
-                      f"sum by ({by('coordinator', 'model')}) (rate({_m(c, 'sollol_coordinator_completion_tokens_total')}[5m]))"),
+                      f"sum by ({by('coordinator', 'model')}) (rate({c.series('sollol_coordinator_completion_tokens_total')}[5m]))"),
         ]),
     ]
 

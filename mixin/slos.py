@@ -36,10 +36,6 @@ class Sli:
     good: Rate | None = None
 
 
-def _m(c: Config, name: str, matchers: str = "") -> str:
-    return f"{name}{{{c.sel(matchers)}}}"
-
-
 def _sum(c: Config, labels: tuple[str, ...], selector: str, window: str) -> str:
     return f"sum by ({c.by(*labels)}) (rate({selector}[{window}]))"
 
@@ -53,7 +49,7 @@ def le_matcher(threshold: float) -> str:
 
 
 def _counter(metric: str, labels: tuple[str, ...], matchers: str = "") -> Rate:
-    return lambda c, w: _sum(c, labels, _m(c, metric, matchers), w)
+    return lambda c, w: _sum(c, labels, c.series(metric, matchers), w)
 
 
 def _outcomes(metric: str, labels: tuple[str, ...]) -> dict[str, Rate]:
@@ -64,7 +60,7 @@ def _fast(histogram: str, labels: tuple[str, ...], slo: str, matchers: str = "")
     """Requests within the SLO's threshold: the bucket at the threshold, out of the histogram's count."""
     def good(c: Config, w: str) -> str:
         bound = ",".join(filter(None, (matchers, le_matcher(c.slos[slo].threshold))))
-        return _sum(c, labels, _m(c, f"{histogram}_bucket", bound), w)
+        return _sum(c, labels, c.series(f"{histogram}_bucket", bound), w)
 
     return {"total": _counter(f"{histogram}_count", labels, matchers), "good": good}
 

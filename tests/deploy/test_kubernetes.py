@@ -393,6 +393,18 @@ def test_generated_files_are_up_to_date():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_generator_writes_into_out_and_its_check_names_a_drifted_file(tmp_path):
+    command = [sys.executable, str(KUBE / "generate.py"), "--out", str(tmp_path)]
+    subprocess.run(command, check=True)
+    names = ["components/prometheus-operator/prometheusrule.yaml", "components/grafana-dashboards/grafana-dashboards.yaml"]
+    assert sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.yaml")) == sorted(names)
+    for name in names:
+        assert (tmp_path / name).read_text() == (KUBE / name).read_text(), name
+    (tmp_path / names[1]).write_text("# edited by hand\n")
+    result = subprocess.run([*command, "--check"], capture_output=True, text=True)
+    assert result.returncode == 1 and "grafana-dashboards.yaml" in result.stderr and "prometheusrule.yaml" not in result.stderr
+
+
 def test_prometheus_rule_keeps_every_comment_of_the_rule_files_in_order():
     generated = (KUBE / "components" / "prometheus-operator" / "prometheusrule.yaml").read_text().splitlines()
     comments = [line.strip() for line in generated if line.lstrip().startswith("#")]

@@ -227,6 +227,32 @@ def test_every_selector_gets_the_job_and_cluster_matchers():
     assert checked > 100
 
 
+def test_the_cli_puts_a_custom_selector_into_every_query_of_every_dashboard(tmp_path):
+    """Through `--set` with the sentinel names: every panel target, annotation and query variable of every dashboard
+    carries the sentinel job selector and cluster matcher (recorded series the cluster matcher), but for the one
+    query that reads the SLO constants alone, which have no cluster label."""
+    settings = [f"job_selector={SENTINEL.job_selector}", f"cluster_label={SENTINEL.cluster_label}", f"instance_label={SENTINEL.instance_label}"]
+    subprocess.run([sys.executable, str(ROOT / "grafana" / "generate.py"), *(f"--set={s}" for s in settings), "--out", str(tmp_path)],
+                   check=True)
+    written = {path.name: load(path) for path in sorted(tmp_path.glob("*.json"))}
+    assert list(written) == [path.name for path in DASHBOARDS]
+    carrying, constants_only = 0, []
+    for name, dashboard in written.items():
+        for where, expr in queries(dashboard):
+            if where == "$cluster":
+                assert f"{{{SENTINEL.job_selector}}}, {SENTINEL.cluster_label})" in expr, (name, expr)
+            elif RAW_MATCHERS in expr or RECORDED_MATCHERS in expr:
+                assert not unscoped(expr), (name, where, unscoped(expr), expr)
+            else:
+                bare = CONSTANT.sub("", re.sub(r'"(?:\\.|[^"\\])*"', '""', expr))
+                assert not METRIC.search(bare), (name, where, expr)
+                constants_only.append((name, where))
+                continue
+            carrying += 1
+    assert constants_only == [("sollol-slo.json", "$slo")]
+    assert carrying + 1 == sum(len(queries(load(path))) for path in DASHBOARDS) > 150
+
+
 def test_the_default_config_writes_the_committed_files(tmp_path):
     module = generator()
     assert module.build() == module.build(Config())
