@@ -85,3 +85,23 @@ def test_a_missing_file_gives_the_system_reason(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         files.read_bytes(str(tmp_path / "absent"), 1024)
     assert files.reason(caught.value) == "No such file or directory"
+
+
+def test_one_size_cap_for_every_file_a_config_names(tmp_path, monkeypatch):
+    """The config file, the web config and the TLS files it names are all held to files.MAX_FILE_BYTES."""
+    from sollol_exporter import config
+    from sollol_exporter.web import tls
+    from sollol_exporter.web.config import TLSSettings, WebConfigError
+    from sollol_exporter.web.config import load as load_web
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
+    big = tmp_path / "big.yml"
+    big.write_text("# padding\n" * 11)
+    with pytest.raises(config.ConfigError, match="larger than 100 bytes"):
+        config.load(str(big), env={})
+    with pytest.raises(WebConfigError, match="larger than 100 bytes"):
+        load_web(str(big))
+    with pytest.raises(WebConfigError, match=r"failed to read cert_file .*larger than 100 bytes"):
+        tls.certificate_and_key(TLSSettings(cert_file=str(big), key_file=str(big)), "web.yml")
+    big.write_text("# padding\n" * 10)
+    assert config.load(str(big), env={}) and load_web(str(big)).tls is None

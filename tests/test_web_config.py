@@ -101,7 +101,7 @@ def test_empty_file_means_no_tls_and_no_auth(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, what", [
-    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth: x\n", 4, "unknown key 'client_auth'"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth: x\n", 4, "tls_server_config.client_auth: unknown key"),
     ("basic_auth_users: {}\nhttp_server_config:\n  headers:\n    Server: nginx\n", 4, 'HTTP header "Server" can not be configured'),
     ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", 3, "invalid value for X-Frame-Options"),
     ("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n", 3, "X-Content-Type-Options"),
@@ -110,15 +110,15 @@ def test_empty_file_means_no_tls_and_no_auth(tmp_path):
     ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n", 1, "without a Client Auth Policy"),
     ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: SSL3\n", 4, "unknown TLS version 'SSL3'"),
     ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [RC4]\n", 4, "unknown cipher: RC4"),
-    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", 4, "client_allowed_sans requires"),
-    ("rate_limit:\n  interval: soon\n", 2, "not a duration"),
-    ("basic_auth_users:\n  a: x\n  a: y\n", 3, "given twice"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", 4, "client_allowed_sans: requires client_auth_type"),
+    ("rate_limit:\n  interval: soon\n", 2, "rate_limit.interval: expected a duration such as 250ms"),
+    ("basic_auth_users:\n  a: x\n  a: y\n", 3, "basic_auth_users.a: duplicate key"),
     ("basic_auth_users:\n  a: $2y$03$" + "a" * 53 + "\n", 2, "has cost 3; bcrypt accepts 4 to 31"),
     ("basic_auth_users:\n  b: $2y$10$" + "a" * 53 + "\n  a: $2b$32$" + "a" * 53 + "\n", 3, "user 'a' has cost 32"),
     ("base: &b {x: 1}\nother: *b\n", 2, "aliases are not allowed"),
     ("tls_server_config: [1, 2]\n", 1, "expected a mapping"),
     ("http_server_config:\n  http2: maybe\n", 2, "expected true or false"),
-    ("basic_auth_users:\n  a: [1]\n", 2, "expected a str"),
+    ("basic_auth_users:\n  a: [1]\n", 2, "basic_auth_users.a: expected a string, got list"),
     ("a: b: c\n", 1, "invalid YAML"),
     ("---\n---\n", 2, "more than one YAML document"),
 ])
@@ -127,6 +127,31 @@ def test_bad_files_are_refused_with_file_and_line(tmp_path, text, line, what):
     message = refusal(path)
     assert message.startswith(f"{path}:{line}: "), message
     assert what in message, message
+
+
+def test_scalars_are_read_as_go_reads_them(tmp_path, certs):
+    """exporter-toolkit reads the file with Go's yaml.v2: null is a setting's zero value, any scalar fills a string."""
+    assert load(write(tmp_path, "tls_server_config:\nhttp_server_config: ~\nbasic_auth_users:\nrate_limit: {interval: ~}\n")).context is None
+    text = (f"tls_server_config:\n  cert_file: {certs.server.cert}\n  key_file: {certs.server.key}\n  min_version: ~\n"
+            "  prefer_server_cipher_suites: ~\n  client_allowed_sans: ~\n"
+            "http_server_config:\n  headers: {X-XSS-Protection: ~, Strict-Transport-Security: 0}\n")
+    loaded = load(write(tmp_path, text)).config
+    assert (loaded.tls.min_version, loaded.tls.prefer_server_cipher_suites, loaded.tls.client_allowed_sans) == ("TLS12", False, ())
+    assert loaded.headers == {"Strict-Transport-Security": "0"}  # an empty header is not sent
+
+
+@pytest.mark.parametrize(("text", "line", "what"), [
+    ("rate_limit:\n  interval: 1s\n  burst: 1000000000\n", 3, "rate_limit.burst: must be at most 999999999"),
+    ("rate_limit:\n  interval: 5\n  burst: 1\n", 2, "rate_limit.interval: expected a duration"),  # Go needs a unit
+    ("rate_limit:\n  interval: 1d\n  burst: 1\n", 2, "rate_limit.interval: expected a duration"),  # and has no days
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites:\n    - TLS_AES_128_GCM_SHA256\n    - RC4\n", 6,
+     "tls_server_config.cipher_suites[1]: unknown cipher: RC4"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n", 4,
+     "tls_server_config.min_version: TLS13 is above max_version TLS12"),
+])
+def test_values_are_refused_at_their_own_line(tmp_path, text, line, what):
+    path = write(tmp_path, text)
+    assert refusal(path).startswith(f"{path}:{line}: {what}")
 
 
 def test_refusals_never_quote_secrets(tmp_path, certs):
@@ -158,7 +183,7 @@ def test_config_check_validates_the_web_config(tmp_path, certs):
     bad = write(tmp_path, "tls_server_config:\n  cert_file: x.crt\n  key_file: x.key\n  bogus: 1\n", "bad.yml")
     result = run("--web.config.file", str(bad), "--config.check")
     assert result.returncode == 2
-    assert f"{bad}:4: tls_server_config: unknown key 'bogus'" in result.stderr
+    assert f"{bad}:4: tls_server_config.bogus: unknown key (known: cert, key, " in result.stderr
     assert "Traceback" not in result.stderr
 
 

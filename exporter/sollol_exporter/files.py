@@ -13,6 +13,9 @@ import errno
 import os
 import stat
 
+# A config file, a web config, a certificate chain, a key or a CA bundle: none needs more, so more is the wrong file.
+MAX_FILE_BYTES = 1 << 20
+
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
     (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),

@@ -11,7 +11,6 @@ import tempfile
 from sollol_exporter import files
 from sollol_exporter.web.config import TLSSettings, WebConfigError
 
-MAX_FILE_BYTES = 1 << 20  # a certificate chain, a key or a CA bundle; more is not a TLS file
 SHM = "/dev/shm"  # where inline PEM goes when memfd is not available, before the temporary directory
 
 _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -20,7 +19,7 @@ _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 
 def _read(path: str, what: str, config_path: str) -> bytes:
     try:
-        return files.read_bytes(path, MAX_FILE_BYTES)
+        return files.read_bytes(path, files.MAX_FILE_BYTES)
     except OSError as err:
         raise WebConfigError(f"{config_path}: tls_server_config: failed to read {what} ({path}): {files.reason(err)}") from None
 
