@@ -103,5 +103,7 @@ if ! "$SOLLOL_VENV/bin/python" -c "import sollol.pool, sollol.llama_cpp_coordina
 fi
 export SOLLOL_VENV
 
+# Most tests wait on a peer (a scrape interval, a rule evaluation, a timeout they provoke) rather than compute, so
+# three pytest workers share the two cores well; TEST_WORKERS=0 runs everything in this one process.
 say "running the tests"
-exec .venv/bin/python -m pytest "${pytest_args[@]+"${pytest_args[@]}"}"
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" "${pytest_args[@]+"${pytest_args[@]}"}"

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from typing import Protocol
+
 from sollol_exporter import files, redact
 
 MAX_KEY_FILE_BYTES = 65_536
+
+
+class CoordinatorLike(Protocol):
+    api_key_file: str
 
 
 def read_secret_file(path: str) -> str:
@@ -20,3 +28,19 @@ def read_secret_file(path: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in secret):
         raise ValueError("holds characters an HTTP header cannot carry")
     return secret
+
+
+def unreadable_key_files(coordinators: Iterable[CoordinatorLike]) -> list[str]:
+    """One line per coordinator whose `api_key_file` cannot be used now (missing, not a regular file, too large,
+    not text), as `coordinators[i].api_key_file: reason`: what --config.check reports, as promtool does for the
+    files a Prometheus config names. At run time the same file is only a warning, read again at every scrape."""
+    problems = []
+    for index, coordinator in enumerate(coordinators):
+        if not coordinator.api_key_file:
+            continue
+        try:
+            read_secret_file(os.path.expanduser(coordinator.api_key_file))
+        except (OSError, ValueError) as err:
+            reason = files.reason(err) if isinstance(err, OSError) else str(err)
+            problems.append(f"coordinators[{index}].api_key_file: {coordinator.api_key_file}: {reason}")
+    return problems
