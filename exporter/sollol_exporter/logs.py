@@ -88,3 +88,9 @@ def setup(level: str, style: str) -> None:
     logging.captureWarnings(True)
     sys.excepthook = _excepthook
     threading.excepthook = _thread_excepthook
+
+
+def debug_traceback(logger: logging.Logger) -> bool:
+    """exc_info for a catch-all's error line: the traceback only when debug logging is on. At other levels a user
+    reads one line saying what failed, never a stack trace."""
+    return logger.isEnabledFor(logging.DEBUG)

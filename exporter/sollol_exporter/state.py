@@ -15,8 +15,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sollol_exporter import redact
 from sollol_exporter.cluster import ClusterState
-from sollol_exporter.config import Config, summary
-from sollol_exporter.logs import fields
+from sollol_exporter.config import Config, ConfigError, summary
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.scrape import Scraper
 from sollol_exporter.setup_hints import setup_hints
 
@@ -53,13 +53,15 @@ class State:
             config = load(self.config_path)
         except Exception as err:  # ConfigError or anything else: keep serving the old config
             self.reload_ok = 0.0
-            log.error("config reload failed, keeping the previous config", extra=fields(error=str(err)))
+            unexpected = not isinstance(err, ConfigError) and debug_traceback(log)
+            log.error("config reload failed, keeping the previous config", exc_info=unexpected, extra=fields(error=str(err)))
             return False
         try:
             scraper = Scraper(config, self.cluster)  # what SOLLOL told us carries over
         except Exception as err:
             self.reload_ok = 0.0
-            log.error("config reload failed, keeping the previous config", extra=fields(error=type(err).__name__))
+            log.error("config reload failed, keeping the previous config", exc_info=debug_traceback(log),
+                      extra=fields(error=type(err).__name__))
             return False
         with self.lock:
             old, self.scraper, self.config = self.scraper, scraper, config

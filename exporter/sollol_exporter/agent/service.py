@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sollol_exporter.agent.processes import rpc_server_listening
-from sollol_exporter.logs import fields
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.web.config import WebConfigError
 from sollol_exporter.web.tls import certificate_and_key, client_ca
 from sollol_exporter.web.watch import Loaded, WebConfigWatcher
@@ -115,7 +115,7 @@ class Agent:
             try:
                 self.update()
             except Exception:  # one bad read of /proc must not end the checks
-                log.error("check failed", exc_info=True)
+                log.error("check failed", exc_info=debug_traceback(log))
 
     def stop(self) -> None:
         self._stop.set()

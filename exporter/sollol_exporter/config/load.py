@@ -7,6 +7,7 @@ carries a secret: every secret the config holds is told to the redactor before a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import typing
 from typing import Any
@@ -18,6 +19,8 @@ from sollol_exporter.config.secret_files import read_secret_file
 from sollol_exporter.config.yaml_source import ConfigError, Source
 from sollol_exporter.peers import COORDINATOR_PORT, DASHBOARD_PORT
 
+log = logging.getLogger(__name__)
+
 
 def load(path: str | None, env: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file (None: defaults plus environment)."""
@@ -28,6 +31,7 @@ def load(path: str | None, env: typing.Mapping[str, str] | None = None) -> Confi
     except ConfigError as err:
         raise ConfigError(redact.text(str(err))) from None
     except Exception as err:  # a bug in here must still end as one clear line, and may not echo a value
+        log.debug("configuration loader failed", exc_info=True)
         raise ConfigError(f"{where}: cannot load the configuration ({type(err).__name__})") from None
 
 

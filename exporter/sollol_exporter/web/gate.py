@@ -20,7 +20,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sollol_exporter.logs import fields
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.web.auth import BasicAuth, cache_key, credentials
 from sollol_exporter.web.protocol import Refusal, Request
 
@@ -156,7 +156,7 @@ class FairChecks:
                 try:
                     verdict = check.run()
                 except Exception as err:  # never leave a request waiting
-                    log.error("password check failed", exc_info=log.isEnabledFor(logging.DEBUG), extra=fields(error=type(err).__name__))
+                    log.error("password check failed", exc_info=debug_traceback(log), extra=fields(error=type(err).__name__))
                     verdict = UNAUTHORIZED
             self._finish(check, verdict)
 

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
-from sollol_exporter.logs import fields
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.web import protocol
 from sollol_exporter.web.protocol import BadRequest, Refusal, Request, RequestReader, Response
 from sollol_exporter.web.tls import peer_sans
@@ -48,11 +48,6 @@ PLAIN_HTTP_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP reques
 _TLS_SETUP = Callable[[], "tuple[ssl.SSLContext, tuple[str, ...]]"]
 OVERLOADED = Refusal(503, "too many concurrent requests, try again later", (("Retry-After", "1"),))
 ADMITTED = "admitted"
-
-
-def _traceback() -> bool:
-    """exc_info for a catch-all's error line: the traceback only when debug logging is on."""
-    return log.isEnabledFor(logging.DEBUG)
 
 
 class Admission(Protocol):
@@ -181,7 +176,7 @@ class Server:
                         else:
                             self._readable(key.data)
                     except Exception as err:  # the loop must outlive any one connection
-                        log.error("connection failed", exc_info=_traceback(), extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
+                        log.error("connection failed", exc_info=debug_traceback(log), extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
                         if isinstance(key.data, Connection):
                             self._unwatch(key.data)
                             self._close(key.data)
@@ -214,7 +209,7 @@ class Server:
                     sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                     tls = True
             except Exception as err:
-                log.error("cannot set up a connection", exc_info=_traceback(), extra=fields(error=str(err)[:200]))
+                log.error("cannot set up a connection", exc_info=debug_traceback(log), extra=fields(error=str(err)[:200]))
                 self._close_socket(sock)
                 continue
             connection = Connection(sock, str(address[0]) if isinstance(address, tuple) else "local", tls)
@@ -326,7 +321,7 @@ class Server:
             try:
                 verdict = self.admission.admit(request, connection.peer, lambda answer: self._resume(connection, answer))
             except Exception as err:
-                log.error("admission check failed", exc_info=_traceback(),
+                log.error("admission check failed", exc_info=debug_traceback(log),
                           extra=fields(error=f"{type(err).__name__}: {err}"[:300]))
                 verdict = OVERLOADED
             if verdict is not None and not isinstance(verdict, Refusal):
@@ -429,7 +424,7 @@ class Server:
         try:
             keep = self._serve(connection)
         except Exception as err:  # never let one connection take a worker down
-            log.error("connection failed", exc_info=_traceback(),
+            log.error("connection failed", exc_info=debug_traceback(log),
                       extra=fields(client=connection.peer, error=f"{type(err).__name__}: {err}"[:300]))
         finally:
             if connection.slot is not None:
@@ -458,7 +453,7 @@ class Server:
             try:
                 response = self.handle(request)
             except Exception as err:
-                log.error("request failed", exc_info=_traceback(),
+                log.error("request failed", exc_info=debug_traceback(log),
                           extra=fields(path=request.path[:200], error=f"{type(err).__name__}: {err}"[:300]))
                 response = Response(503, body=b"temporarily unable to answer; see the exporter log\n")
             keep = body_read and request.keep_alive and not self.stopping.is_set()

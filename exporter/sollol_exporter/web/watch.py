@@ -10,7 +10,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 
-from sollol_exporter.logs import fields
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.web import config as web_config
 from sollol_exporter.web import tls as web_tls
 
@@ -106,7 +106,7 @@ class WebConfigWatcher:
                 self.failed_signature = signature
                 # a WebConfigError never quotes a secret; of anything else only the kind is logged
                 error = str(err) if isinstance(err, web_config.WebConfigError) else f"{self.path}: cannot be loaded: {type(err).__name__}"
-                unexpected = not isinstance(err, web_config.WebConfigError) and log.isEnabledFor(logging.DEBUG)
+                unexpected = not isinstance(err, web_config.WebConfigError) and debug_traceback(log)
                 log.error("web config reload failed, keeping the previous one", exc_info=unexpected, extra=fields(error=error))
                 return False
             self.loaded = loaded
