@@ -84,10 +84,11 @@ def test_version_names_the_revision_of_the_checkout_it_runs_from():
 
 def test_help_lists_a_flag_pair_for_every_collector_but_the_exporters_own():
     from sollol_exporter.collectors import OPTIONAL, build_collectors
+    from sollol_exporter.collectors.names import CollectorName
     from sollol_exporter.config import Config
 
     built = [c.name for c in build_collectors(Config())]  # the defaults: dashboard and events on, so every collector
-    assert built[-1] == "exporter" and set(built[:-1]) == set(OPTIONAL)
+    assert sorted(built) == sorted(CollectorName) and set(OPTIONAL) == set(CollectorName) - {CollectorName.EXPORTER}
     result = run("--help")
     assert result.returncode == 0, result.stderr
     for name in OPTIONAL:
@@ -113,7 +114,8 @@ def test_disabled_collectors_are_dropped_from_build_collectors():
     collectors = build_collectors(dataclasses.replace(Config(), disabled_collectors=frozenset({"gpu", "ollama"})))
     names = [c.name for c in collectors]
     assert "gpu" not in names and "ollama" not in names and "redis" in names
-    assert collectors[-1].collector_names == names[:-1]  # nor listed in sollol_exporter_collector_success
+    exporter = next(c for c in collectors if c.name == "exporter")
+    assert exporter.collector_names == [name for name in names if name != "exporter"]  # nor listed in sollol_exporter_collector_success
 
 
 def test_config_check_is_unchanged_by_the_collector_flags():

@@ -222,6 +222,23 @@ def test_unreachable_redis_is_a_metric_not_a_crash(scraper_for):
     assert value(s, "sollol_exporter_collector_success", collector="ollama") == 1
 
 
+def test_a_collector_that_raises_costs_its_own_families_only(scraper_for):
+    from sollol_exporter.collectors.names import CollectorName
+
+    class Broken:
+        name = CollectorName.COORDINATOR
+
+        def collect(self, snapshot):
+            raise RuntimeError("broken on purpose")
+
+    scraper = scraper_for(base_config(f"redis://127.0.0.1:{free_port()}/0", ollama={"discover": False}))
+    scraper.collectors = [Broken() if c.name == CollectorName.COORDINATOR else c for c in scraper.collectors]
+    s = collect(scraper)
+    assert value(s, "sollol_exporter_collector_success", collector="coordinator") == 0
+    assert value(s, "sollol_exporter_collector_success", collector="ollama") == 1
+    assert value(s, "sollol_redis_up") == 0  # the others still render
+
+
 def test_hung_targets_are_reported_down_within_the_budget(redis_db, scraper_for):
     hung_coordinator = ReplayServer({"/health": Route({"status": "ok"}, delay=5)})
     hung_ollama = ReplayServer({"/": Route("Ollama is running", delay=5)})

@@ -10,6 +10,7 @@ Redis gets at most half the budget, and what it newly names is read after it ans
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, wait
@@ -17,8 +18,9 @@ from typing import Any
 
 from sollol_exporter import presence
 from sollol_exporter.addresses import Address
+from sollol_exporter.collectors.names import NEED_REDIS_READ, RENDER_REDIS_READ, CollectorName
 from sollol_exporter.peers import METADATA_KEY
-from sollol_exporter.probes import TIMEOUT, ProbeResult, Target
+from sollol_exporter.probes import TIMEOUT, ProbeKind, ProbeResult, Target, ggml_rpc, grpc_health
 from sollol_exporter.probes.dispatch import PROBERS
 from sollol_exporter.snapshot import NOT_IN_TIME, Backend, RedisStatus, Snapshot, frozen
 from sollol_exporter.sources import coordinator as coordinator_source
@@ -28,9 +30,8 @@ from sollol_exporter.sources.ollama import Reading as OllamaReading
 from sollol_exporter.workers import Worker, address_order, classify
 
 log = logging.getLogger(__name__)
-REDIS_COLLECTORS = ("redis", "metadata", "gpu", "rpc_nodes", "routing")
-# Redis is read for these collectors, and for the targets it names: with all of them off it is not read at all.
-NEEDS_REDIS = frozenset({*REDIS_COLLECTORS, "ollama", "rpc_backends"})
+COORDINATOR, RPC_BACKENDS = CollectorName.COORDINATOR, CollectorName.RPC_BACKENDS
+# ggml first: its results decide nothing else, but a worker is only ever probed one way per pass
 
 
 class WorkerPass:
@@ -49,21 +50,32 @@ class WorkerPass:
         started = time.monotonic()
         cfg = self.sources.config.rpc_backends
         handshakes: set[Target] = set()
-        if cfg.handshake == "idle" or any(w.probe == "ggml" for w in self.workers.values()):
+        if cfg.handshake == "idle" or any(w.probe == ProbeKind.GGML for w in self.workers.values()):
             # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
             # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
             wait(list(self.coordinator_futures.values()), timeout=max(0.0, (self.deadline - time.monotonic()) / 3))
             handshakes = self._handshake_targets()
-        by_probe: dict[str, list[Target]] = {"ggml": [], "grpc": [], "tcp": []}
+        by_probe: dict[ProbeKind, list[Target]] = {kind: [] for kind in ProbeKind}
         for worker in self.workers.values():
-            kind = "ggml" if handshakes and worker.target in handshakes else "grpc" if worker.probe == "grpc" else "tcp"
-            by_probe[kind].append(worker.target)
-        limits = {"tcp": cfg.max_concurrency, "grpc": 32, "ggml": 16}
-        # ggml first: its results decide nothing else, but a worker is only ever probed one way per pass
-        for kind in ("ggml", "grpc", "tcp"):
-            targets = by_probe[kind]
-            if targets:
-                PROBERS[kind](targets, cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
+            if handshakes and worker.target in handshakes:
+                by_probe[ProbeKind.GGML].append(worker.target)
+            else:
+                by_probe[ProbeKind.GRPC if worker.probe == ProbeKind.GRPC else ProbeKind.TCP].append(worker.target)
+        limits = {ProbeKind.TCP: cfg.max_concurrency, ProbeKind.GRPC: grpc_health.MAX_THREADS, ProbeKind.GGML: ggml_rpc.MAX_THREADS}
+
+        def probe(kind: ProbeKind) -> None:
+            PROBERS[kind](by_probe[kind], cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
+
+        # Each kind may use the whole budget: the blocking kinds run beside the TCP pass (on this thread), so that
+        # slow handshakes or health checks never leave the connect probes without time.
+        beside = [threading.Thread(target=probe, args=(kind,), name=f"workers-{kind}", daemon=True)
+                  for kind in ProbeKind if kind != ProbeKind.TCP and by_probe[kind]]
+        for thread in beside:
+            thread.start()
+        if by_probe[ProbeKind.TCP]:
+            probe(ProbeKind.TCP)
+        for thread in beside:  # each returns a moment after the deadline (probes.blocking.GRACE)
+            thread.join(max(0.0, self.deadline - time.monotonic()) + 1.0)
         self.sources.cluster.record_handshakes({t: self.results[t] for t in handshakes if t in self.results}, time.time(),
                                                cfg.handshake_backoff)
         self.duration = time.monotonic() - started
@@ -79,11 +91,11 @@ class WorkerPass:
         for address, worker in self.workers.items():
             if backoff.get(address, 0.0) > now:
                 continue
-            if worker.probe == "ggml":
+            if worker.probe == ProbeKind.GGML:
                 chosen.add(worker.target)
-            elif worker.probe == "tcp" and config.rpc_backends.handshake == "idle":
+            elif worker.probe == ProbeKind.TCP and config.rpc_backends.handshake == "idle":
                 known = [_result(self.coordinator_futures[name]) if name in self.coordinator_futures else None for name in worker.coordinators]
-                if all(r is not None and r.state not in coordinator_source.UP_STATES for r in known):
+                if all(r is not None and r.state not in coordinator_source.COORDINATOR_UP_STATES for r in known):
                     chosen.add(worker.target)
         return chosen
 
@@ -118,10 +130,10 @@ class Collection:
 
     def _run(self) -> None:
         src, disabled = self.sources, self.config.disabled_collectors
-        if not disabled >= NEEDS_REDIS:
+        if not disabled >= NEED_REDIS_READ:
             self.redis_future = src.submit(REDIS, REDIS, src.read_redis, self.redis_deadline, deadline=self.redis_deadline)
-        if not {"coordinator", "rpc_backends"} <= disabled:  # a worker's state needs its coordinator's
-            health_only = "coordinator" in disabled
+        if not {COORDINATOR, RPC_BACKENDS} <= disabled:  # a worker's state needs its coordinator's
+            health_only = COORDINATOR in disabled
             self.coordinator_futures = {c.name: src.submit(COORDINATORS, (c.name, health_only), src.read_coordinator, c, self.deadline, health_only,
                                                   deadline=self.deadline)
                                         for c in src.coordinators}
@@ -135,7 +147,7 @@ class Collection:
         self.cluster.forget({c.name for c in src.coordinators}, set(self.workers), set(self.ollama_sources or ()))
         self.cluster.presence.forget(presence.REDIS, {presence.where(self.config.redis.url)})
         self.cluster.presence.forget(presence.DASHBOARD, {presence.where(self.config.dashboard.url)})
-        if "rpc_backends" not in disabled:
+        if RPC_BACKENDS not in disabled:
             self.worker_pass, self.worker_future = self._join_worker_pass()
         pending = [*self.coordinator_futures.values(), *self.ollama_futures.values()]
         pending += [f for f in (self.dashboard_future, self.worker_future) if f is not None]
@@ -144,7 +156,7 @@ class Collection:
     def _read_nodes(self) -> None:
         src = self.sources
         self.ollama_sources = src.ollama_targets()
-        if "ollama" in self.config.disabled_collectors:
+        if CollectorName.OLLAMA in self.config.disabled_collectors:
             return
         for node in self.ollama_sources:
             if node not in self.ollama_futures:
@@ -160,24 +172,22 @@ class Collection:
     def freeze(self, budget: float) -> Snapshot:
         s = self.sources
         elapsed = time.monotonic() - self.started
-        failures: dict[str, str] = {}
+        failures: dict[CollectorName, str] = {}
         invalid: Counter = Counter()
         dropped: Counter = Counter()
-        durations: dict[str, float] = {}
+        durations: dict[CollectorName, float] = {}
         redis_result = _result(self.redis_future)
-        if redis_result is None:
-            redis = RedisStatus(False, _unfinished(self.redis_future), elapsed)
-        else:
-            redis = RedisStatus(redis_result.up, redis_result.error, redis_result.duration, redis_result.stream_length)
-        durations["redis"] = redis.duration
+        redis = redis_result.status if redis_result is not None else RedisStatus(False, _unfinished(self.redis_future), elapsed)
+        durations[CollectorName.REDIS] = redis.duration
         declared, known = s.config.declared, s.cluster.presence
         redis_part = (presence.REDIS, presence.where(s.config.redis.url))
         expected = {redis_part: known.expected(*redis_part, declared)}
         extra: dict[str, Any] = {}
         if not redis.up:
             if expected[redis_part]:  # else absent, not down (presence.py)
-                for name in REDIS_COLLECTORS:
-                    failures[name] = f"redis unreachable: {redis.error}"
+                for collector in CollectorName:
+                    if collector in RENDER_REDIS_READ:
+                        failures[collector] = f"redis unreachable: {redis.error}"
         else:
             extra = self._redis_parts(redis_result, failures, invalid, dropped)
         with s.cluster.lock:
@@ -189,7 +199,7 @@ class Collection:
         events = s.cluster.events.view() if s.config.events.enabled else None
         if (events is not None and not events.subscribed and not s.cluster.subscriber_connecting()
                 and expected[redis_part]):
-            failures["events"] = "not subscribed to SOLLOL's event channels (see the log)"
+            failures[CollectorName.EVENTS] = "not subscribed to SOLLOL's event channels (see the log)"
         coordinators = self._coordinators(elapsed, invalid, dropped)
         for name in coordinators:
             expected[presence.COORDINATOR, name] = known.expected(presence.COORDINATOR, name, declared)
@@ -198,28 +208,28 @@ class Collection:
             workers_now, self_invalid = s.workers()
         else:
             self_invalid = self.invalid_workers
-        invalid["rpc_backends"] += self_invalid
+        invalid[RPC_BACKENDS] += self_invalid
         backends = self._backends(workers_now, coordinators, elapsed)
         sources = self.ollama_sources if self.ollama_sources is not None else s.ollama_targets()
         ollama = {}
         for node in sources:
             reading = _result(self.ollama_futures.get(node)) or OllamaReading(False, elapsed, _unfinished(self.ollama_futures.get(node)))
-            invalid["ollama"] += reading.invalid_entries
+            invalid[CollectorName.OLLAMA] += reading.invalid_entries
             ollama[node] = reading
         dashboard = None
-        if s.dashboard is not None and "applications" not in s.config.disabled_collectors:
+        if s.dashboard is not None and CollectorName.APPLICATIONS not in s.config.disabled_collectors:
             dashboard = _result(self.dashboard_future) or DashboardReading(False, elapsed, _unfinished(self.dashboard_future))
-            invalid["applications"] += dashboard.invalid_entries
-            dropped["applications"] += dashboard.dropped_entries
-            durations["applications"] = dashboard.duration
+            invalid[CollectorName.APPLICATIONS] += dashboard.invalid_entries
+            dropped[CollectorName.APPLICATIONS] += dashboard.dropped_entries
+            durations[CollectorName.APPLICATIONS] = dashboard.duration
             dashboard_part = (presence.DASHBOARD, presence.where(s.config.dashboard.url))
             expected[dashboard_part] = known.expected(*dashboard_part, declared)
             if not dashboard.up and expected[dashboard_part]:
-                failures["applications"] = f"dashboard: {dashboard.detail}"
-        durations["coordinator"] = max((r.duration for r in coordinators.values()), default=0.0)
-        durations["ollama"] = max((r.duration for r in ollama.values()), default=0.0)
+                failures[CollectorName.APPLICATIONS] = f"dashboard: {dashboard.detail}"
+        durations[COORDINATOR] = max((r.duration for r in coordinators.values()), default=0.0)
+        durations[CollectorName.OLLAMA] = max((r.duration for r in ollama.values()), default=0.0)
         pass_duration = self.worker_pass.duration if self.worker_pass is not None else None
-        durations["rpc_backends"] = pass_duration if pass_duration is not None else elapsed
+        durations[RPC_BACKENDS] = pass_duration if pass_duration is not None else elapsed
         return Snapshot(
             now=self.now, budget=budget, redis=redis, metadata_readings=metadata_readings, fresh_readings=fresh,
             routing=routing, coordinators=frozen(coordinators), backends=frozen(backends),
@@ -234,28 +244,29 @@ class Collection:
     def _redis_parts(r: RedisResult, failures: dict, invalid: Counter, dropped: Counter) -> dict:
         current = r.metadata
         if current is not None and current.error:
-            failures["metadata"] = f"{METADATA_KEY}: {current.error}"
-            invalid["metadata"] += 1
+            failures[CollectorName.METADATA] = f"{METADATA_KEY}: {current.error}"
+            invalid[CollectorName.METADATA] += 1
         elif current is not None and current.reading:
-            invalid["metadata"] += current.reading.invalid_entries
-            dropped["metadata"] += current.reading.dropped_entries
+            invalid[CollectorName.METADATA] += current.reading.invalid_entries
+            dropped[CollectorName.METADATA] += current.reading.dropped_entries
         gpu, registrations, section_errors = r.gpu, r.registrations, r.section_errors or {}
         assert gpu is not None and registrations is not None  # a read that reached Redis parsed both
-        for name, parsed in (("gpu", gpu), ("rpc_nodes", registrations)):
+        # the read's dropped keys and section errors are under the same names as these collectors
+        for name, parsed in ((CollectorName.GPU, gpu), (CollectorName.RPC_NODES, registrations)):
             invalid[name] += parsed.invalid
             dropped[name] += parsed.dropped + (r.dropped or {}).get(name, 0)
             if parsed.errors:
                 failures[name] = parsed.errors[0]
             if name in section_errors:
                 failures[name] = f"keys not listed: {section_errors[name]}"
-        invalid["routing"] += r.routing_invalid
+        invalid[CollectorName.ROUTING] += r.routing_invalid
         if r.routing_error:
-            failures["routing"] = r.routing_error
+            failures[CollectorName.ROUTING] = r.routing_error
         return {"metadata": current, "gpu": tuple(gpu.items), "registrations": tuple(registrations.items)}
 
     def _coordinators(self, elapsed: float, invalid: Counter, dropped: Counter) -> dict[str, coordinator_source.Reading]:
         readings: dict[str, coordinator_source.Reading] = {}
-        if {"coordinator", "rpc_backends"} <= self.config.disabled_collectors:
+        if {COORDINATOR, RPC_BACKENDS} <= self.config.disabled_collectors:
             return readings
         for client in self.sources.coordinators:
             future = self.coordinator_futures.get(client.name)
@@ -264,13 +275,13 @@ class Collection:
                 why = _unfinished(future)
                 # still running: stalled once /health has answered, else hung; a bug is not slowness
                 reading = client.unfinished(elapsed) if why == NOT_IN_TIME else coordinator_source.Reading(coordinator_source.ERROR, elapsed, why)
-            invalid["coordinator"] += reading.invalid_entries
-            dropped["coordinator"] += reading.dropped_entries
+            invalid[COORDINATOR] += reading.invalid_entries
+            dropped[COORDINATOR] += reading.dropped_entries
             readings[client.name] = reading
         return readings
 
     def _backends(self, workers_now: dict[Address, Worker], coordinators: dict, elapsed: float) -> dict[Address, Backend]:
-        up = {name for name, reading in coordinators.items() if reading.state in coordinator_source.UP_STATES}
+        up = {name for name, reading in coordinators.items() if reading.state in coordinator_source.COORDINATOR_UP_STATES}
         results = dict(self.worker_pass.results) if self.worker_pass is not None else {}
         not_in_time = ProbeResult(TIMEOUT, elapsed, NOT_IN_TIME)
         backends = {}

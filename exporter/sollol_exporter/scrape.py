@@ -18,15 +18,16 @@ from prometheus_client.core import Metric
 from sollol_exporter import presence
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.cluster import ClusterState
-from sollol_exporter.collection import REDIS_COLLECTORS, Collection
+from sollol_exporter.collection import Collection
 from sollol_exporter.collectors import build_collectors
+from sollol_exporter.collectors.names import RENDER_REDIS_READ, CollectorName
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.events import OLLAMA, RPC, TRACES
 from sollol_exporter.events.subscriber import Subscriber
 from sollol_exporter.logs import fields
 from sollol_exporter.snapshot import Snapshot, frozen
 from sollol_exporter.sources.bundle import Sources
-from sollol_exporter.workers import UP_STATES
+from sollol_exporter.workers import WORKER_UP_STATES
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,17 @@ class Scraper:
         self.cluster.configure(config.metadata.retention, config.metadata.stats_max_age)
         self.sources = Sources(config, self.cluster)
         self.failures = FailureLog()
-        self.collectors = build_collectors(config)
+        collectors = build_collectors(config)
+        # the exporter's own collector renders last: it reports on the others, including those that raised
+        self.own_collector = next(c for c in collectors if c.name == CollectorName.EXPORTER)
+        self.collectors = [c for c in collectors if c is not self.own_collector]
         self.last: Snapshot | None = None
         self._subscribe()
 
     def _subscribe(self) -> None:
         events, redis_config = self.config.events, self.config.redis
         self.cluster.events.configure(events.max_nodes, events.max_models, events.max_label_sets)
-        if not events.enabled or "events" in self.config.disabled_collectors:
+        if not events.enabled or CollectorName.EVENTS in self.config.disabled_collectors:
             self.cluster.subscribe(None, None)
             return
         channels = {events.channels.ollama: OLLAMA, events.channels.rpc: RPC, events.channels.traces: TRACES}
@@ -124,8 +128,7 @@ class Scraper:
     def _render(self, snapshot: Snapshot) -> list[Metric]:
         families: list[Metric] = []
         failed: dict[str, str] = {}
-        exporter = self.collectors[-1]
-        for collector in self.collectors[:-1]:
+        for collector in self.collectors:
             try:
                 families.extend(collector.collect(snapshot))
             except Exception as err:  # a collector bug must cost its own metrics, not the scrape
@@ -133,14 +136,14 @@ class Scraper:
                 failed[collector.name] = f"internal error: {type(err).__name__}"
         if failed:
             snapshot = dataclasses.replace(snapshot, failures=frozen({**failed, **snapshot.failures}))
-        families.extend(exporter.collect(snapshot))
+        families.extend(self.own_collector.collect(snapshot))
         return families
 
     def _log_failures(self, s: Snapshot) -> None:
         problems: dict[str, str] = {
             f"collector={name}": message
             for name, message in s.failures.items()
-            if not (not s.redis.up and name in REDIS_COLLECTORS and name != "redis")
+            if not (not s.redis.up and name in RENDER_REDIS_READ and name != CollectorName.REDIS)
         }
         for name, reading in s.coordinators.items():
             if not s.expected.get((presence.COORDINATOR, name), True):
@@ -148,7 +151,7 @@ class Scraper:
             if reading.state != "ok" or reading.detail:
                 problems[f"coordinator={name}"] = f"{reading.state}: {reading.detail}".rstrip(": ")
         for address, backend in s.backends.items():
-            if backend.state not in UP_STATES:
+            if backend.state not in WORKER_UP_STATES:
                 problems[f"backend={address}"] = f"{backend.state}: {backend.result.detail}".rstrip(": ")
         for address, node in s.ollama.items():
             if not node.up or node.detail:

@@ -7,13 +7,12 @@ so a line disappears with the first scrape that finds the part.
 from __future__ import annotations
 
 from sollol_exporter import redact
+from sollol_exporter.collectors.names import REPORT_FROM_REDIS, CollectorName
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.presence import COORDINATOR, DASHBOARD, REDIS
 from sollol_exporter.snapshot import Snapshot, is_expected
 
 CONFIG_FILE = "in the config file (--config.file)"
-# Collectors that read SOLLOL's Redis: the Redis line is shown while any of them is on.
-REDIS_READERS = frozenset({"redis", "metadata", "gpu", "rpc_nodes", "routing", "events"})
 MAX_URLS = 3
 
 
@@ -25,26 +24,26 @@ def setup_hints(snapshot: Snapshot | None, config: Config) -> list[str]:
         return []
     off, declared = config.disabled_collectors, config.declared
     hints = []
-    if not snapshot.redis.up and not off >= REDIS_READERS and not is_expected(snapshot, REDIS):
+    if not snapshot.redis.up and not off >= REPORT_FROM_REDIS and not is_expected(snapshot, REDIS):
         where = f"redis.url {CONFIG_FILE}" if "redis" in declared else f"SOLLOL_REDIS_URL, or redis.url {CONFIG_FILE}"
         hints.append(f"Redis: nothing answers at {redact.text(config.redis.url)} — set {where}")
     absent = [c for c in config.coordinators if not is_expected(snapshot, COORDINATOR, coordinator_label(c))]
-    if config.coordinators and len(absent) == len(config.coordinators) and not {"coordinator", "rpc_backends"} <= off:
+    if config.coordinators and len(absent) == len(config.coordinators) and not {CollectorName.COORDINATOR, CollectorName.RPC_BACKENDS} <= off:
         hints.append(f"llama.cpp coordinator: nothing answers at {_urls(c.url for c in absent)} — set "
                      f"SOLLOL_COORDINATOR_HOST and SOLLOL_COORDINATOR_PORT, or list them under coordinators: {CONFIG_FILE} "
                      "(coordinators: [] if you run no llama.cpp)")
     if not snapshot.backends and not snapshot.ollama:  # one kind found is a cluster of that shape: no hint for the other
-        if "rpc_backends" not in off and config.coordinators:
+        if CollectorName.RPC_BACKENDS not in off and config.coordinators:
             found = ("they are found through SOLLOL's Redis (rpc_backends in sollol:router:metadata, sollol:rpc:node:* "
                      "registration keys), or" if config.rpc_backends.discover else "discovery is off (rpc_backends.discover):")
             hints.append(f"RPC workers: none found — {found} list them under rpc_backends.static or "
                          f"coordinators[].rpc_backends {CONFIG_FILE}")
-        if "ollama" not in off:
+        if CollectorName.OLLAMA not in off:
             found = ("they are found through nodes[] of sollol:router:metadata in SOLLOL's Redis, or"
                      if config.ollama.discover else "discovery is off (ollama.discover):")
             hints.append(f"Ollama nodes: none found — {found} list them under ollama.nodes {CONFIG_FILE}")
     dashboard = snapshot.dashboard
-    if (config.dashboard.enabled and "applications" not in off and (dashboard is None or not dashboard.up)
+    if (config.dashboard.enabled and CollectorName.APPLICATIONS not in off and (dashboard is None or not dashboard.up)
             and not is_expected(snapshot, DASHBOARD)):
         where = (f"dashboard.url {CONFIG_FILE}" if "dashboard" in declared
                  else f"SOLLOL_DASHBOARD_HOST and SOLLOL_DASHBOARD_PORT, or dashboard.url {CONFIG_FILE}")

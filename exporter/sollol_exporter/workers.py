@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.config import Config, RpcBackendConfig, coordinator_label
 from sollol_exporter.peers import RPC_SERVER_PORT
-from sollol_exporter.probes import BUSY, DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
+from sollol_exporter.probes import BUSY, DNS_ERROR, ERROR, NOT_SERVING, OK, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeKind, ProbeResult, Target
 
 REACHABLE = "reachable"
-STATES = (REACHABLE, BUSY, SERVING, NOT_SERVING, REFUSED, UNREACHABLE, DNS_ERROR, ERROR)
-UP_STATES = (REACHABLE, BUSY, SERVING)
+WORKER_STATES = (REACHABLE, BUSY, SERVING, NOT_SERVING, REFUSED, UNREACHABLE, DNS_ERROR, ERROR)
+WORKER_UP_STATES = (REACHABLE, BUSY, SERVING)
 DEFAULT_AGENT_PORT = 50051
+# Probes whose timeout means busy while a coordinator the worker serves is up (its accept queue is full)
+CONNECT_PROBES = (ProbeKind.TCP, ProbeKind.GGML)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Worker:
     set of workers changes, hence frozen."""
 
     target: Target
-    probe: str = "tcp"
+    probe: str = ProbeKind.TCP  # as the config names it: one of ProbeKind
     sources: frozenset[str] = frozenset()
     coordinators: frozenset[str] = frozenset()
 
@@ -79,7 +81,7 @@ def workers(config: Config, coordinator_names: list[str], from_metadata: Iterabl
         listed = static.get(address)
         probe = listed.probe if listed is not None and listed.probe else rpc.probe
         target = Target(address)
-        if probe == "grpc":  # ggml workers fall back to tcp between handshakes
+        if probe == ProbeKind.GRPC:  # ggml workers fall back to tcp between handshakes
             grpc = listed.grpc if listed is not None and (listed.grpc.port or listed.grpc.service) else rpc.grpc
             port = grpc.port or rpc.grpc.port or DEFAULT_AGENT_PORT
             service = grpc.service or rpc.grpc.service or f"rpc-server:{address.port}"
@@ -94,7 +96,7 @@ def classify(result: ProbeResult, probe: str, coordinator_up: bool) -> str:
     if result.outcome == BUSY:  # the ggml handshake connected but HELLO got no reply: someone holds the worker
         return BUSY
     if result.outcome == TIMEOUT:
-        return BUSY if probe in ("tcp", "ggml") and coordinator_up else UNREACHABLE
-    if result.outcome in STATES:
+        return BUSY if probe in CONNECT_PROBES and coordinator_up else UNREACHABLE
+    if result.outcome in WORKER_STATES:
         return result.outcome
     return ERROR

@@ -12,7 +12,7 @@ from sollol_exporter.probes import BUSY, OK, REFUSED, ProbeResult, Target
 from sollol_exporter.scrape import Scraper
 from sollol_exporter.snapshot import Backend, RedisStatus, Snapshot, frozen
 from sollol_exporter.sources.coordinator import Reading
-from sollol_exporter.workers import STATES
+from sollol_exporter.workers import WORKER_STATES
 from tests.support import llama
 from tests.support.collect import base_config, collect, make_config, rendered
 from tests.support.exporter import one_hot, series, value
@@ -45,7 +45,7 @@ def test_each_worker_has_its_state_one_hot_and_is_up_only_when_it_answers():
     for address, state in ((IDLE, "reachable"), (HELD, "busy"), (GONE, "refused")):
         states = {dict(labels)["state"]: v for labels, v in series(samples, "sollol_rpc_backend_state").items()
                   if dict(labels)["backend"] == str(address)}
-        assert states == {each: 1.0 if each == state else 0.0 for each in STATES}  # every state, exactly one hot
+        assert states == {each: 1.0 if each == state else 0.0 for each in WORKER_STATES}  # every state, exactly one hot
         assert value(samples, "sollol_rpc_backend_probe_duration_seconds", backend=str(address)) == 0.002
     assert series(samples, "sollol_rpc_backend_info") == {
         (("backend", "10.0.0.7:50052"), ("probe", "tcp"), ("source", "config,metadata")): 1.0,

@@ -179,3 +179,21 @@ def test_a_scrape_during_a_reload_holds_what_it_reads(redis_db, tmp_path, health
     finally:
         state.close()
 
+
+
+def test_silent_ggml_workers_leave_the_connect_probes_their_time(redis_db, scraper_for):
+    """Each probe kind may use the whole budget, beside the others: 48 workers that take the handshake's
+    connection and never answer (three rounds of the handshake pool's 16 threads, each waiting out the timeout)
+    must not leave the TCP-probed workers unprobed."""
+    silent = silent_listeners(48)
+    answering = silent_listeners(5)  # a TCP probe only connects and closes: the kernel's accept is the answer
+    try:
+        static = [{"address": f"127.0.0.1:{s.getsockname()[1]}", "probe": "ggml"} for s in silent]
+        static += [{"address": f"127.0.0.1:{s.getsockname()[1]}"} for s in answering]
+        scraper = scraper_for(base_config(redis_db.url, rpc_backends={"static": static, "timeout": "1s"}))
+        for _ in range(2):
+            s = collect(scraper, 2.5)
+            assert [value(s, "sollol_rpc_backend_up", backend=f"127.0.0.1:{a.getsockname()[1]}") for a in answering] == [1] * 5
+    finally:
+        for sock in silent + answering:
+            sock.close()

@@ -7,34 +7,35 @@ from typing import Protocol
 
 from prometheus_client.core import Metric
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.config import Config
 from sollol_exporter.snapshot import Snapshot
 
 # The collectors --no-collector.<name> can turn off, with what each reports (for --help). The exporter's own
-# collector ("exporter") is not among them: it reports on the others.
+# collector (CollectorName.EXPORTER) is not among them: it reports on the others.
 OPTIONAL = {
-    "redis": "whether SOLLOL's Redis answers",
-    "metadata": "sollol:router:metadata: its writer, age and router statistics",
-    "gpu": "GPU reports of the Ollama nodes (sollol:gpu:*)",
-    "rpc_nodes": "worker registrations (sollol:rpc:node:*)",
-    "routing": "routing decisions from sollol:routing_stream",
-    "coordinator": "llama-server coordinators: state, probe, their /metrics and /props",
-    "rpc_backends": "rpc-server workers: probe state and handshakes",
-    "ollama": "Ollama nodes: up, latency, loaded models, version",
-    "applications": "applications registered with SOLLOL's dashboard",
-    "events": "request metrics counted from SOLLOL's activity events",
+    CollectorName.REDIS: "whether SOLLOL's Redis answers",
+    CollectorName.METADATA: "sollol:router:metadata: its writer, age and router statistics",
+    CollectorName.GPU: "GPU reports of the Ollama nodes (sollol:gpu:*)",
+    CollectorName.RPC_NODES: "worker registrations (sollol:rpc:node:*)",
+    CollectorName.ROUTING: "routing decisions from sollol:routing_stream",
+    CollectorName.COORDINATOR: "llama-server coordinators: state, probe, their /metrics and /props",
+    CollectorName.RPC_BACKENDS: "rpc-server workers: probe state and handshakes",
+    CollectorName.OLLAMA: "Ollama nodes: up, latency, loaded models, version",
+    CollectorName.APPLICATIONS: "applications registered with SOLLOL's dashboard",
+    CollectorName.EVENTS: "request metrics counted from SOLLOL's activity events",
 }
 
 
 class Collector(Protocol):
-    name: str
+    name: CollectorName
 
     def collect(self, snapshot: Snapshot) -> Iterable[Metric]: ...
 
 
 def build_collectors(config: Config) -> list[Collector]:
-    """The collectors for this config, without those turned off (config.disabled_collectors); the exporter's own
-    collector comes last (it reports on the others, so a disabled one is not listed there either)."""
+    """The collectors for this config, without those turned off (config.disabled_collectors), and the exporter's own
+    (CollectorName.EXPORTER: it reports on the others, so a disabled one is not listed there either)."""
     from sollol_exporter.collectors.applications import ApplicationsCollector
     from sollol_exporter.collectors.coordinator import CoordinatorCollector
     from sollol_exporter.collectors.events import EventsCollector

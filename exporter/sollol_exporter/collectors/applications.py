@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.presence import DASHBOARD
 from sollol_exporter.snapshot import is_expected
 
 
 class ApplicationsCollector:
-    name = "applications"
+    name = CollectorName.APPLICATIONS
 
     def collect(self, s):
         reading = s.dashboard

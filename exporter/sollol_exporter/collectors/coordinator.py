@@ -5,8 +5,9 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from sollol_exporter.collectors.events import COORDINATOR_FAMILIES
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.presence import COORDINATOR
-from sollol_exporter.sources.coordinator import STATES, UP_STATES
+from sollol_exporter.sources.coordinator import COORDINATOR_STATES, COORDINATOR_UP_STATES
 
 ABSENT = "absent"
 # The exporter's own coordinator families; a series from a llama-server's /metrics may not take one of these names,
@@ -26,7 +27,7 @@ def reserved(full: str) -> bool:
 
 
 class CoordinatorCollector:
-    name = "coordinator"
+    name = CollectorName.COORDINATOR
 
     def collect(self, s):
         up = GaugeMetricFamily("sollol_coordinator_up", "1 if llama-server answers /health (ok, loading or stalled).", labels=["coordinator"])
@@ -47,11 +48,11 @@ class CoordinatorCollector:
         passed: dict[str, list] = {}  # full name -> [(coordinator, sample)]
         for name, reading in sorted(s.coordinators.items()):
             present = s.expected.get((COORDINATOR, name), True)
-            for each in (*STATES, ABSENT):
+            for each in (*COORDINATOR_STATES, ABSENT):
                 state.add_metric([name, each], 1.0 if each == (reading.state if present else ABSENT) else 0.0)
             if not present:
                 continue  # absent, not down (presence.py): no up series that an alert could fire on
-            up.add_metric([name], 1.0 if reading.state in UP_STATES else 0.0)
+            up.add_metric([name], 1.0 if reading.state in COORDINATOR_UP_STATES else 0.0)
             duration.add_metric([name], reading.duration)
             if reading.metrics_enabled is not None:
                 enabled.add_metric([name], reading.metrics_enabled)

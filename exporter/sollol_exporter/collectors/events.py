@@ -6,6 +6,7 @@ from itertools import accumulate
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.events.counts import BUCKETS
 
 # Families this collector owns under sollol_coordinator_*: a llama-server series of the same name is not re-exported.
@@ -23,7 +24,7 @@ def _histogram(family: HistogramMetricFamily, labels: list[str], histogram) -> N
 
 
 class EventsCollector:
-    name = "events"
+    name = CollectorName.EVENTS
 
     def collect(self, s):
         view = s.events

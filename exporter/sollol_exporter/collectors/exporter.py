@@ -8,10 +8,11 @@ from prometheus_client.core import GaugeMetricFamily
 
 from sollol_exporter import __version__
 from sollol_exporter.build import revision
+from sollol_exporter.collectors.names import CollectorName
 
 
 class ExporterCollector:
-    name = "exporter"
+    name = CollectorName.EXPORTER
 
     def __init__(self, collector_names: list[str]):
         self.collector_names = collector_names

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
+
 
 class GpuCollector:
-    name = "gpu"
+    name = CollectorName.GPU
 
     def collect(self, s):
         total = GaugeMetricFamily("sollol_gpu_memory_total_bytes", "GPU memory, as the node's gpu_reporter saw it.", labels=["node", "gpu"])
@@ -26,7 +28,7 @@ class GpuCollector:
                 reported.add_metric([report.node], report.timestamp)
             seen = set()
             for gpu in report.gpus:
-                if gpu.index in seen:  # two entries claim one index: keep the first
+                if gpu.index in seen:  # two entries claim one index: keep the first (the reading counted it invalid)
                     continue
                 seen.add(gpu.index)
                 for field_name, amount in gpu.values.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.metadata import VARIANTS
 
 _QUANTILES = (("0.5", "p50_latency_ms"), ("0.95", "p95_latency_ms"), ("0.99", "p99_latency_ms"))
@@ -14,7 +15,7 @@ def _gauge(name, documentation, labels=()):
 
 
 class MetadataCollector:
-    name = "metadata"
+    name = CollectorName.METADATA
 
     def collect(self, s):
         current = s.metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.metadata import OLLAMA_POOL
 
 OTHER = "other"
@@ -11,7 +12,7 @@ MIB = 1_048_576
 
 
 class OllamaCollector:
-    name = "ollama"
+    name = CollectorName.OLLAMA
 
     def __init__(self, max_models: int):
         self.max_models = max_models

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.presence import REDIS
 from sollol_exporter.snapshot import is_expected
 
 
 class RedisCollector:
-    name = "redis"
+    name = CollectorName.REDIS
 
     def collect(self, s):
         if not is_expected(s, REDIS):

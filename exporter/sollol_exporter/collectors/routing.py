@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
+
 
 class RoutingCollector:
-    name = "routing"
+    name = CollectorName.ROUTING
 
     def collect(self, s):
         if s.routing is None:

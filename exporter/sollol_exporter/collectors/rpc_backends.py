@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.samples import Sample
 
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.presence import COORDINATOR
 from sollol_exporter.probes import Target
 from sollol_exporter.probes.ggml_rpc import incompatible, protocol_for_build
 from sollol_exporter.snapshot import is_expected
-from sollol_exporter.workers import STATES, UP_STATES, address_order
+from sollol_exporter.workers import WORKER_STATES, WORKER_UP_STATES, address_order
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class _Rows:
 
 
 class RpcBackendsCollector:
-    name = "rpc_backends"
+    name = CollectorName.RPC_BACKENDS
 
     def __init__(self) -> None:
         self._kept: dict[Target, _Rows] = {}  # the last scrape's rows, replaced whole (scrapes may run at once)
@@ -107,8 +108,8 @@ def _rows(backend: str, key: tuple) -> _Rows:
     labels = {"backend": backend}
     return _Rows(
         key, labels,
-        Sample("sollol_rpc_backend_up", labels, 1.0 if current in UP_STATES else 0.0),
-        tuple(Sample("sollol_rpc_backend_state", {"backend": backend, "state": each}, 1.0 if each == current else 0.0) for each in STATES),
+        Sample("sollol_rpc_backend_up", labels, 1.0 if current in WORKER_UP_STATES else 0.0),
+        tuple(Sample("sollol_rpc_backend_state", {"backend": backend, "state": each}, 1.0 if each == current else 0.0) for each in WORKER_STATES),
         Sample("sollol_rpc_backend_info", {"backend": backend, "probe": probe, "source": ",".join(sorted(sources))}, 1.0),
         tuple(Sample("sollol_rpc_backend_coordinator_info", {"backend": backend, "coordinator": c}, 1.0) for c in serving),
     )

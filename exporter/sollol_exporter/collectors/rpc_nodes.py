@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
+from sollol_exporter.collectors.names import CollectorName
+
 
 class RpcNodesCollector:
-    name = "rpc_nodes"
+    name = CollectorName.RPC_NODES
 
     def collect(self, s):
         registered = GaugeMetricFamily("sollol_rpc_node_registered", "1 for each worker registration key present.", labels=["backend"])

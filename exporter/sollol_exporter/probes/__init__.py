@@ -1,18 +1,28 @@
-"""Probers, one module per protocol, all behind one signature (the table is in `probes.dispatch`):
+"""Probers, one module per protocol, all behind one signature (the table, keyed by ProbeKind, is in
+`probes.dispatch`):
 
     probe_all(targets, timeout, deadline, *, limit, report=None) -> dict[Target, ProbeResult]
 
 `timeout` bounds one target, `deadline` (time.monotonic()) bounds the whole call, `limit` bounds how many run
 at once; `report(target, result)` is called as each result comes in, so that a scrape that cannot wait for the
 whole batch still gets the results already known. A target not answered in time is reported as "timeout",
-never left out.
+never left out. The probers that block a thread per target share their pool in `probes.blocking`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sollol_exporter.addresses import Address
+
+
+class ProbeKind(StrEnum):
+    """How a worker is probed: the names the config's `probe` keys take (members equal those strings)."""
+
+    TCP = "tcp"
+    GRPC = "grpc"
+    GGML = "ggml"
 
 
 @dataclass(frozen=True, order=True, slots=True)

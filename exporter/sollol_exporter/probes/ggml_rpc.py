@@ -15,14 +15,14 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sollol_exporter.addresses import Address
-from sollol_exporter.probes import BUSY, ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target
+from sollol_exporter.probes import BUSY, ERROR, OK, REFUSED, TIMEOUT, UNREACHABLE, ProbeResult, Target, blocking
 
 HELLO, DEVICE_COUNT, GET_DEVICE_MEMORY = 14, 15, 11
 MAX_DEVICES = 64
+MAX_THREADS = 16  # handshakes at once in one call
 PROTOCOL_ERROR = ERROR
 
 
@@ -141,28 +141,16 @@ def probe_one(address: Address, timeout: float) -> Handshake:
 
 
 def probe_all(
-    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = 16,
+    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = MAX_THREADS,
     report: Callable[[Target, ProbeResult], None] | None = None,
 ) -> dict[Target, ProbeResult]:
-    targets = list(dict.fromkeys(targets))
-    if not targets:
-        return {}
-    budget = max(0.0, min(timeout, deadline - time.monotonic()))
-    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, 16, len(targets))), thread_name_prefix="ggml-probe")
+    """The handshake with each target at target.connect_to, `limit` at a time (at most MAX_THREADS)."""
+    return blocking.probe_each(targets, _handshake, timeout, deadline, limit=min(limit, MAX_THREADS), thread_name="ggml-probe",
+                               report=report)
 
-    def run(target: Target) -> ProbeResult:
-        result = probe_one(target.connect_to, budget).result()
-        if report:
-            report(target, result)
-        return result
 
-    futures = {pool.submit(run, target): target for target in targets}
-    wait(futures, timeout=budget + 0.1)
-    pool.shutdown(wait=False)
-    return {
-        target: future.result() if future.done() and future.exception() is None else ProbeResult(TIMEOUT, budget, "probe did not finish")
-        for future, target in futures.items()
-    }
+def _handshake(target: Target, timeout: float) -> ProbeResult:
+    return probe_one(target.connect_to, timeout).result()
 
 
 # First llama.cpp build of each RPC protocol version (docs/peers.md#protocol-versions): what a coordinator of a given build speaks.

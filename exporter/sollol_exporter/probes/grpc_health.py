@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from sollol_exporter.addresses import Address
-from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target
+from sollol_exporter.probes import DNS_ERROR, ERROR, NOT_SERVING, REFUSED, SERVING, TIMEOUT, UNREACHABLE, ProbeResult, Target, blocking
 
 if TYPE_CHECKING:
     import grpc
+
+MAX_THREADS = 32  # checks at once in one call
 
 
 def probe_one(address: Address, service: str, timeout: float) -> ProbeResult:
@@ -60,29 +61,13 @@ def _error(err: grpc.RpcError) -> tuple[str, str]:
 
 
 def probe_all(
-    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = 32,
+    targets: Iterable[Target], timeout: float, deadline: float, *, limit: int = MAX_THREADS,
     report: Callable[[Target, ProbeResult], None] | None = None,
 ) -> dict[Target, ProbeResult]:
-    """Check(target.service) on the health service at target.connect_to, `limit` at a time."""
-    targets = list(dict.fromkeys(targets))
-    if not targets:
-        return {}
-    budget = max(0.0, min(timeout, deadline - time.monotonic()))
-    pool = ThreadPoolExecutor(max_workers=max(1, min(limit, 32, len(targets))), thread_name_prefix="grpc-probe")
+    """Check(target.service) on the health service at target.connect_to, `limit` at a time (at most MAX_THREADS)."""
+    return blocking.probe_each(targets, _check, timeout, deadline, limit=min(limit, MAX_THREADS), thread_name="grpc-probe",
+                               report=report)
 
-    def run(target: Target) -> ProbeResult:
-        result = probe_one(target.connect_to, target.service, budget)
-        if report:
-            report(target, result)
-        return result
 
-    futures = {pool.submit(run, target): target for target in targets}
-    wait(futures, timeout=max(0.0, deadline - time.monotonic()) + 0.05)
-    pool.shutdown(wait=False, cancel_futures=True)
-    results = {}
-    for future, target in futures.items():
-        if future.done() and not future.cancelled() and future.exception() is None:
-            results[target] = future.result()
-        else:
-            results[target] = ProbeResult(TIMEOUT, budget, "scrape deadline reached")
-    return results
+def _check(target: Target, timeout: float) -> ProbeResult:
+    return probe_one(target.connect_to, target.service, timeout)

@@ -22,8 +22,10 @@ from sollol_exporter import metadata as metadata_model
 from sollol_exporter import presence
 from sollol_exporter.addresses import Address, parse_address
 from sollol_exporter.cluster import ClusterState, parse_routing_event
+from sollol_exporter.collectors.names import CollectorName
 from sollol_exporter.config import Config, coordinator_label
 from sollol_exporter.peers import OLLAMA_PORT
+from sollol_exporter.snapshot import RedisStatus
 from sollol_exporter.sources import redis_values
 from sollol_exporter.sources.coordinator import CoordinatorClient
 from sollol_exporter.sources.coordinator import Reading as CoordinatorReading
@@ -42,17 +44,15 @@ REDIS, COORDINATORS, OLLAMA, DASHBOARD, WORKERS = "redis", "coordinators", "olla
 
 @dataclass(frozen=True)
 class RedisResult:
-    """One read of Redis, parsed, after the cluster state has recorded it."""
+    """One read of Redis, parsed, after the cluster state has recorded it: what the snapshot says of Redis itself
+    (`status`), and what the read found, for the collectors that render it."""
 
-    up: bool
-    error: str
-    duration: float
+    status: RedisStatus
     metadata: metadata_model.Current | None = None
     gpu: redis_values.Parsed | None = None
     registrations: redis_values.Parsed | None = None
     routing_invalid: int = 0
     routing_error: str = ""
-    stream_length: int | None = None
     dropped: dict | None = None
     section_errors: dict | None = None  # "gpu" / "rpc_nodes": why that prefix could not be listed this read
 
@@ -109,13 +109,13 @@ class Sources:
         self.cluster = cluster
         disabled = config.disabled_collectors
         r = config.redis
-        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count, r.routing_stream and "routing" not in disabled,
-                                 read_gpu="gpu" not in disabled)
+        self.redis = RedisReader(r.url, r.timeout, r.max_value_bytes, r.scan_count,
+                                 r.routing_stream and CollectorName.ROUTING not in disabled, read_gpu=CollectorName.GPU not in disabled)
         self.coordinators = [CoordinatorClient(c, cluster.coordinator(coordinator_label(c))) for c in config.coordinators]
         o = config.ollama
         self.ollama = OllamaClient(o.timeout, o.host_header, o.version_interval, cluster.ollama_versions)
         d = config.dashboard
-        self.dashboard = DashboardClient(d.url, d.timeout) if d.enabled and "applications" not in disabled else None
+        self.dashboard = DashboardClient(d.url, d.timeout) if d.enabled and CollectorName.APPLICATIONS not in disabled else None
         self.flights = {
             REDIS: Flights("redis", 1),
             COORDINATORS: Flights("coordinator", max(1, min(16, len(self.coordinators)))),
@@ -211,15 +211,16 @@ class Sources:
         if raw.answered:
             cluster.presence.answered(presence.REDIS, presence.where(self.config.redis.url))
         if not raw.up:
-            return RedisResult(False, raw.error, duration)
+            return RedisResult(RedisStatus(False, raw.error, duration))
         cluster.redis_answered()
         # Parse outside the lock: a scrape that freezes a snapshot waits for it.
         doc, metadata_error = _parse_metadata(raw)
         events = [(entry_id, parse_routing_event(event)) for entry_id, event in raw.routing_events]
         record = cluster.record_redis(raw, doc, metadata_error, events, time.time())
         return RedisResult(
-            True, "", duration, record.current, redis_values.gpu_reports(raw.gpu), redis_values.registrations(raw.rpc_nodes),
-            record.routing_invalid, raw.routing_error, raw.routing_stream_length, dict(raw.dropped), dict(raw.section_errors),
+            RedisStatus(True, "", duration, raw.routing_stream_length), record.current, redis_values.gpu_reports(raw.gpu),
+            redis_values.registrations(raw.rpc_nodes), record.routing_invalid, raw.routing_error, dict(raw.dropped),
+            dict(raw.section_errors),
         )
 
     def read_coordinator(self, client: CoordinatorClient, deadline: float, health_only: bool = False) -> CoordinatorReading:

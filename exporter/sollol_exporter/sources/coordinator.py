@@ -33,8 +33,8 @@ from sollol_exporter.values import MAX_COUNT, BadValue, decode_json
 log = logging.getLogger(__name__)
 
 OK, LOADING, STALLED, HUNG, UNREACHABLE, ERROR = "ok", "loading", "stalled", "hung", "unreachable", "error"
-STATES = (OK, LOADING, STALLED, HUNG, UNREACHABLE, ERROR)
-UP_STATES = (OK, LOADING, STALLED)
+COORDINATOR_STATES = (OK, LOADING, STALLED, HUNG, UNREACHABLE, ERROR)
+COORDINATOR_UP_STATES = (OK, LOADING, STALLED)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sollol_exporter.peers import GPU_PREFIX, GPU_STREAM, METADATA_KEY, ROUTING_
 
 _STREAM_BATCH = 100
 _STREAM_MAX_PER_SCRAPE = 50_000
-MAX_KEYS = 10_000  # per prefix; the rest are counted in Snapshot.dropped, not fetched
+MAX_KEYS = 10_000  # per prefix; the rest are counted in RedisRead.dropped, not fetched
 _VALUE_BATCH = 100
 MAX_NODE_VALUE_BYTES = 65_536  # a GPU report or a registration; never more than redis.max_value_bytes
 # Bytes one read may pull per prefix (10,000 SOLLOL-sized values fit) and from the stream (what is left is read at
@@ -48,7 +48,9 @@ class Value:
 
 
 @dataclass
-class Snapshot:
+class RedisRead:
+    """What one read of Redis returned."""
+
     up: bool = False
     error: str = ""
     answered: bool = False  # a Redis server replied, if only with an error (wrong password, still loading)
@@ -92,39 +94,39 @@ class RedisReader:
         if time.monotonic() > self.deadline:
             raise _PastDeadline("no answer within the scrape budget")
 
-    def read(self, deadline: float = float("inf"), routing_cursor: bytes | None = None) -> Snapshot:
+    def read(self, deadline: float = float("inf"), routing_cursor: bytes | None = None) -> RedisRead:
         """Everything the exporter reads from Redis; the routing stream from `routing_cursor` (None: from now on)."""
         self.deadline = deadline
-        snapshot = Snapshot(routing_cursor=routing_cursor)
+        result = RedisRead(routing_cursor=routing_cursor)
         try:
             self.client.ping()
-            snapshot.up = snapshot.answered = True
-            snapshot.metadata, snapshot.metadata_ttl = self._metadata()
+            result.up = result.answered = True
+            result.metadata, result.metadata_ttl = self._metadata()
         except (redis.RedisError, OSError) as err:
-            snapshot.up = False
-            snapshot.answered = isinstance(err, _SERVER_REPLIES)
-            snapshot.error = _describe(err)
-            return snapshot
+            result.up = False
+            result.answered = isinstance(err, _SERVER_REPLIES)
+            result.error = _describe(err)
+            return result
         prefixes = [("gpu", GPU_PREFIX, {GPU_STREAM})] if self.read_gpu else []
         prefixes.append(("rpc_nodes", RPC_NODE_PREFIX, set()))
         for name, prefix, skip in prefixes:
             try:
-                values, snapshot.dropped[name] = self._prefixed(prefix, skip)
+                values, result.dropped[name] = self._prefixed(prefix, skip)
             except (redis.TimeoutError, OSError) as err:  # slow, not gone: what was read is kept
-                values, snapshot.dropped[name] = {}, 0
-                snapshot.section_errors[name] = _describe(err)
+                values, result.dropped[name] = {}, 0
+                result.section_errors[name] = _describe(err)
             except redis.RedisError as err:
-                snapshot.up = False
-                snapshot.answered = isinstance(err, _SERVER_REPLIES)
-                snapshot.error = _describe(err)
-                return snapshot
-            setattr(snapshot, name, values)
+                result.up = False
+                result.answered = isinstance(err, _SERVER_REPLIES)
+                result.error = _describe(err)
+                return result
+            setattr(result, name, values)
         if self.read_routing:
             try:
-                self._routing(snapshot)
+                self._routing(result)
             except (redis.RedisError, OSError) as err:
-                snapshot.routing_error = _describe(err)
-        return snapshot
+                result.routing_error = _describe(err)
+        return result
 
     def _metadata(self) -> tuple[Value | None, int | None]:
         self._check()
@@ -213,34 +215,34 @@ class RedisReader:
                     result[key] = Value(raw=raw)
         return result
 
-    def _routing(self, snapshot: Snapshot) -> None:
+    def _routing(self, result: RedisRead) -> None:
         """New entries of the routing stream since the cursor; without a cursor, only mark the position."""
         self._check()
         kind = cast(bytes, self.client.type(ROUTING_STREAM))
         if kind == b"none":
-            if snapshot.routing_cursor is None:
-                snapshot.routing_cursor = b"0-0"
+            if result.routing_cursor is None:
+                result.routing_cursor = b"0-0"
             return
         if kind != b"stream":
             raise redis.ResponseError(f"WRONGTYPE: {ROUTING_STREAM} holds a {kind.decode()}, not a stream")
         newest = cast(StreamEntries, self.client.xrevrange(ROUTING_STREAM, count=1))
-        snapshot.routing_stream_length = self.client.xlen(ROUTING_STREAM)
+        result.routing_stream_length = self.client.xlen(ROUTING_STREAM)
         newest_id = newest[0][0] if newest else b"0-0"
-        if snapshot.routing_cursor is None:
-            snapshot.routing_cursor = newest_id
+        if result.routing_cursor is None:
+            result.routing_cursor = newest_id
             return
-        if stream_id(newest_id) < stream_id(snapshot.routing_cursor):
-            snapshot.routing_cursor = b"0-0"  # the stream was deleted and written anew
-            snapshot.routing_reset = True
+        if stream_id(newest_id) < stream_id(result.routing_cursor):
+            result.routing_cursor = b"0-0"  # the stream was deleted and written anew
+            result.routing_reset = True
         budget = MAX_STREAM_BYTES
-        while len(snapshot.routing_events) < _STREAM_MAX_PER_SCRAPE and budget > 0:
+        while len(result.routing_events) < _STREAM_MAX_PER_SCRAPE and budget > 0:
             self._check()
-            batch = cast(StreamEntries, self.client.xrange(ROUTING_STREAM, min=b"(" + snapshot.routing_cursor, count=_STREAM_BATCH))
+            batch = cast(StreamEntries, self.client.xrange(ROUTING_STREAM, min=b"(" + result.routing_cursor, count=_STREAM_BATCH))
             for entry_id, fields in batch:
                 event = fields.get(b"event")
                 budget -= sum(len(k) + len(v) for k, v in fields.items())
-                snapshot.routing_events.append((entry_id, event))
-                snapshot.routing_cursor = entry_id
+                result.routing_events.append((entry_id, event))
+                result.routing_cursor = entry_id
             if len(batch) < _STREAM_BATCH:
                 break
 
