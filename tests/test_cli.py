@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,26 @@ def test_invalid_config_exits_2_with_one_clear_line():
     assert result.returncode == 2
     assert "unknown key (did you mean 'timeout'?)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_check_fails_on_a_key_file_it_cannot_use_and_names_it_without_the_key(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("s3cret-key\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = tmp_path / "config.yml"
+    path.write_text(f"coordinators:\n  - url: http://127.0.0.1:1\n    api_key_file: {key}\n"
+                    f"  - url: http://127.0.0.1:2\n    api_key_file: {tmp_path / 'missing'}\n"
+                    f"  - url: http://127.0.0.1:3\n    api_key_file: {fifo}\n")
+    result = run("--config.file", str(path), "--config.check")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert "coordinators[1].api_key_file" in lines[0] and "No such file" in lines[0]
+    assert "coordinators[2].api_key_file" in lines[1] and "not a regular file" in lines[1]
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+    path.write_text(f"coordinators:\n  - url: http://127.0.0.1:1\n    api_key_file: {key}\n")
+    assert run("--config.file", str(path), "--config.check").returncode == 0
 
 
 def test_json_log_format(tmp_path):

@@ -16,6 +16,7 @@ import threading
 from sollol_exporter import __version__, config, logs
 from sollol_exporter.build import revision
 from sollol_exporter.collectors import OPTIONAL as OPTIONAL_COLLECTORS
+from sollol_exporter.config.secret_files import unreadable_key_files
 from sollol_exporter.state import State
 from sollol_exporter.web.config import WebConfigError
 from sollol_exporter.web.routes import DEFAULT_TELEMETRY_PATH, check_telemetry_path, serve
@@ -184,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     web = _load_web_config(args.web_config)
     if args.config_check:
+        # As promtool does for the files a Prometheus config names: a key file that cannot be used fails the check
+        # (when running, it is only a warning, read again at every scrape).
+        problems = unreadable_key_files(loaded.coordinators)
+        for problem in problems:
+            print(f"sollol-exporter: {args.config_file}: {problem}", file=sys.stderr)
+        if problems:
+            return 2
         checked = [args.config_file or "defaults"] + ([args.web_config] if args.web_config else [])
         print(f"{', '.join(checked)}: OK")
         return 0
@@ -293,7 +301,7 @@ class Reloader:
             try:
                 result = self._reload()
             except Exception:
-                log.error("reload failed", exc_info=True)
+                log.error("reload failed", exc_info=logs.debug_traceback(log))
                 result = False
             with self._cond:
                 self._done, self._result = serving, result

@@ -19,6 +19,7 @@ from typing import Any
 from sollol_exporter import presence
 from sollol_exporter.addresses import Address
 from sollol_exporter.collectors.names import NEED_REDIS_READ, RENDER_REDIS_READ, CollectorName
+from sollol_exporter.logs import debug_traceback
 from sollol_exporter.peers import METADATA_KEY
 from sollol_exporter.probes import TIMEOUT, ProbeKind, ProbeResult, Target, ggml_rpc, grpc_health
 from sollol_exporter.probes.dispatch import PROBERS
@@ -126,7 +127,7 @@ class Collection:
         try:
             self._run()
         except Exception:  # a bug here must not cost the scrape: it renders what is known
-            log.error("collection failed", exc_info=True)
+            log.error("collection failed", exc_info=debug_traceback(log))
 
     def _run(self) -> None:
         src, disabled = self.sources, self.config.disabled_collectors
