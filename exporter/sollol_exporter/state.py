@@ -81,7 +81,7 @@ class State:
         try:
             families = scraper.collect(budget)
         except Exception:
-            log.error("collection failed", exc_info=True)
+            log.error("collection failed", exc_info=debug_traceback(log))
             families = [GaugeMetricFamily("sollol_exporter_collection_error", "1 if the whole collection failed this scrape.", value=1.0)]
         finally:
             scraper.sources.release()
@@ -94,7 +94,7 @@ class State:
             try:
                 own.extend(collector.collect())
             except Exception:  # process metrics are a bonus; never fail a scrape for them
-                pass
+                log.debug("runtime metrics left out", exc_info=True)
         return [*families, reload_ok, reload_time, *own]
 
     def config_summary(self) -> dict:
