@@ -43,3 +43,33 @@ def test_without_discovery_redis_names_no_worker(tmp_path):
         assert list(src.workers()[0]) == [Address("10.0.0.1", 50052), Address("10.0.0.9", 50052)]
     finally:
         src.retire()
+
+
+def test_a_read_not_shared_for_its_short_deadline_is_followed_not_overlapped():
+    """A caller that may wait longer than the running read does not join it: it reads again, but only once that read
+    has ended, so a peer is never asked twice at once (llama-server resets some /metrics gauges on every read)."""
+    import threading
+    import time
+
+    from sollol_exporter.sources.bundle import Flights
+
+    flights = Flights("test", threads=4)
+    spans, release = [], threading.Event()
+
+    def read(name):
+        started = time.monotonic()
+        if name == "short":
+            release.wait(5)
+        spans.append((name, started, time.monotonic()))
+        return name
+
+    now = time.monotonic()
+    short, new_short = flights.submit("coordinator", read, "short", deadline=now + 1)
+    long, new_long = flights.submit("coordinator", read, "long", deadline=now + 10)
+    assert new_short and new_long and long is not short
+    time.sleep(0.2)
+    release.set()
+    assert short.result(5) == "short" and long.result(5) == "long"
+    (_, _, short_end), (_, long_start, _) = sorted(spans, key=lambda s: s[0] != "short")
+    assert long_start >= short_end
+    flights.pool.shutdown()

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +70,16 @@ def payload_of(future: Future) -> Any:
 JOIN_SLACK = 0.25
 
 
+def _after(earlier: Future, earlier_deadline: float, fn: Callable, *args: Any) -> Any:
+    wait([earlier], timeout=max(0.0, earlier_deadline - time.monotonic()) + JOIN_SLACK)
+    return fn(*args)
+
+
 class Flights:
     """Reads of one kind of source, on threads of their own. A caller that finds a read of the same target running
-    shares it, unless that read must end before the caller's own deadline (then it reads again, after it on the
-    same threads); a read that has finished is never handed to a later caller."""
+    shares it, unless that read must end before the caller's own deadline: then it reads again, once that read has
+    ended, so that a target is never read twice at once. A read that has finished is never handed to a later
+    caller."""
 
     def __init__(self, kind: str, threads: int):
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=kind)
@@ -87,7 +93,10 @@ class Flights:
             running = self._running.get(key)
             if running is not None and running[1] >= deadline - JOIN_SLACK:
                 return running[0], False
-            future = self.pool.submit(fn, *args)
+            if running is None:
+                future = self.pool.submit(fn, *args)
+            else:  # one read of a target at a time: this one starts when the running one ends (by its deadline)
+                future = self.pool.submit(_after, running[0], running[1], fn, *args)
             vars(future)[_PAYLOAD] = payload
             self._running[key] = (future, deadline)
         future.add_done_callback(lambda done: self._finished(key, done))
