@@ -157,7 +157,7 @@ def run_agent(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if web is not None:
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=web.reload, daemon=True).start())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=web.reload, name="web-config-reload", daemon=True).start())
     node_agent.start()
     log.info("agent listening", extra=logs.fields(address=args.listen, ports=",".join(map(str, args.ports)), tls=node_agent.tls))
     stop.wait()

@@ -32,7 +32,6 @@ from sollol_exporter.workers import Worker, address_order, classify
 
 log = logging.getLogger(__name__)
 COORDINATOR, RPC_BACKENDS = CollectorName.COORDINATOR, CollectorName.RPC_BACKENDS
-# ggml first: its results decide nothing else, but a worker is only ever probed one way per pass
 
 
 class WorkerPass:
@@ -52,8 +51,10 @@ class WorkerPass:
         cfg = self.sources.config.rpc_backends
         handshakes: set[Target] = set()
         if cfg.handshake == "idle" or any(w.probe == ProbeKind.GGML for w in self.workers.values()):
-            # A handshake must never reach a worker that a live coordinator holds: learn the coordinators' state
-            # first, giving them a third of the budget; a coordinator still unknown after that counts as holding.
+            # With handshake: idle, a handshake goes only to workers whose coordinators are all known to be down:
+            # learn their state first, giving them a third of the budget (one still unknown counts as holding its
+            # workers). A worker opted in with probe: ggml is handshaken whatever its coordinator does; one that
+            # does not answer is backed off (handshake_backoff) to connect-and-close.
             wait(list(self.coordinator_futures.values()), timeout=max(0.0, (self.deadline - time.monotonic()) / 3))
             handshakes = self._handshake_targets()
         by_probe: dict[ProbeKind, list[Target]] = {kind: [] for kind in ProbeKind}

@@ -1,7 +1,8 @@
 """The ggml RPC handshake: protocol version, device count and memory per device, read from an rpc-server.
 
-Opt-in, and never against a worker that a coordinator holds: such a worker queues the connection and answers
-only when the coordinator leaves. The rules (docs/peers.md#handshake, #probe-hazards, #safe-probes):
+Opt-in (`probe: ggml`, or `handshake: idle` for workers whose coordinators are all down). A worker that a
+coordinator holds queues the connection and answers only when the coordinator leaves, so a handshake that gets no
+reply is aborted, never closed normally, and the worker is backed off to connect-and-close. The rules (docs/peers.md#handshake, #probe-hazards, #safe-probes):
   - HELLO in the current layout (protocol >= 4: 24-byte payload), and on a silent close the older one (empty);
   - DEVICE_COUNT, then GET_DEVICE_MEMORY for each device below the count, never past it;
   - every reply is read before the socket is closed;
