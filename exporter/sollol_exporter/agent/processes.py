@@ -26,10 +26,10 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:
     return inodes
 
 
-def socket_owners(inodes: set[int], proc: Path = Path("/proc")) -> dict[int, str] | None:
-    """{pid: process name} of the processes holding these sockets; None if /proc could not be searched."""
+def socket_owners(inodes: set[int], proc: Path = Path("/proc")) -> dict[int, set[str]] | None:
+    """{pid: the names of the process} of the processes holding these sockets; None if /proc could not be searched."""
     wanted = {f"socket:[{inode}]" for inode in inodes}
-    owners: dict[int, str] = {}
+    owners: dict[int, set[str]] = {}
     denied = False
     for entry in os.scandir(proc):
         if not entry.name.isdigit():
@@ -37,7 +37,7 @@ def socket_owners(inodes: set[int], proc: Path = Path("/proc")) -> dict[int, str
         try:
             for fd in os.scandir(f"{entry.path}/fd"):
                 if os.readlink(fd.path) in wanted:
-                    owners[int(entry.name)] = _name(Path(entry.path))
+                    owners[int(entry.name)] = _names(Path(entry.path))
                     break
         except PermissionError:
             denied = True
@@ -48,14 +48,24 @@ def socket_owners(inodes: set[int], proc: Path = Path("/proc")) -> dict[int, str
     return owners
 
 
-def _name(process: Path) -> str:
+def _names(process: Path) -> set[str]:
+    """The executable's file name, the name it was started by (a symlink's, say) and the kernel's short name."""
+    names = set()
     try:
-        return os.path.basename(os.readlink(process / "exe"))
+        names.add(os.path.basename(os.readlink(process / "exe")))
     except OSError:
-        try:
-            return (process / "comm").read_text().strip()
-        except OSError:
-            return ""
+        pass
+    try:
+        argv0 = (process / "cmdline").read_bytes().split(b"\0", 1)[0]
+        names.add(os.path.basename(argv0.decode("utf-8", "replace")))
+    except OSError:
+        pass
+    try:
+        names.add((process / "comm").read_text().strip())
+    except OSError:
+        pass
+    names.discard("")
+    return names
 
 
 def rpc_server_listening(port: int, proc: Path = Path("/proc")) -> tuple[bool, str]:
@@ -66,7 +76,7 @@ def rpc_server_listening(port: int, proc: Path = Path("/proc")) -> tuple[bool, s
     owners = socket_owners(inodes, proc)
     if owners is None:
         return True, "listening (owner not visible to this user)"
-    names = set(owners.values())
+    names = set().union(*owners.values())
     if names & set(RPC_SERVER_NAMES):
         return True, "rpc-server listening"
     return False, f"port held by {', '.join(sorted(names)) or 'an unknown process'}"
