@@ -185,13 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     web = _load_web_config(args.web_config)
     if args.config_check:
-        # As promtool does for the files a Prometheus config names: a key file that cannot be used fails the check
-        # (when running, it is only a warning, read again at every scrape).
-        problems = unreadable_key_files(loaded.coordinators)
-        for problem in problems:
-            print(f"sollol-exporter: {args.config_file}: {problem}", file=sys.stderr)
-        if problems:
-            return 2
+        # A key file is read at every scrape, and may come later (an optional Kubernetes Secret, say): one that
+        # cannot be used now is a warning, as it is at run time, not a refusal.
+        for problem in unreadable_key_files(loaded.coordinators):
+            print(f"sollol-exporter: warning: {args.config_file}: {problem}", file=sys.stderr)
         checked = [args.config_file or "defaults"] + ([args.web_config] if args.web_config else [])
         print(f"{', '.join(checked)}: OK")
         return 0

@@ -3,7 +3,7 @@ import time
 
 from sollol_exporter.addresses import Address
 from sollol_exporter.probes import DNS_ERROR, OK, REFUSED, TIMEOUT, Target, tcp
-from tests.support.net import close_listener, free_port, full_listener
+from tests.support.net import close_listener, full_listener, refusing_port
 
 
 def test_connect_and_close_sends_no_byte():
@@ -21,8 +21,9 @@ def test_connect_and_close_sends_no_byte():
 
 
 def test_refused_port_is_refused():
-    port = free_port()
-    result = tcp.probe_all([Target(Address("127.0.0.1", port))], timeout=1, deadline=time.monotonic() + 2)[Target(Address("127.0.0.1", port))]
+    with refusing_port() as sock:
+        port = sock.getsockname()[1]
+        result = tcp.probe_all([Target(Address("127.0.0.1", port))], timeout=1, deadline=time.monotonic() + 2)[Target(Address("127.0.0.1", port))]
     assert result.outcome == REFUSED
 
 
@@ -54,9 +55,10 @@ def test_names_that_do_not_resolve_are_dns_errors():
             return socket.getaddrinfo("127.0.0.1", port, type=type)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    port = free_port()
-    results = tcp.probe_all([Target(Address("no-such-worker", 50052)), Target(Address("localhost", port))], timeout=1,
-                            deadline=time.monotonic() + 2, resolver=resolver)
+    with refusing_port() as sock:
+        port = sock.getsockname()[1]
+        results = tcp.probe_all([Target(Address("no-such-worker", 50052)), Target(Address("localhost", port))], timeout=1,
+                                deadline=time.monotonic() + 2, resolver=resolver)
     assert results[Target(Address("no-such-worker", 50052))].outcome == DNS_ERROR
     assert results[Target(Address("localhost", port))].outcome == REFUSED
 
@@ -189,7 +191,8 @@ def test_a_thousand_workers_in_one_pass_each_get_their_own_answer():
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listeners.append(listener)
-    refused = [free_port() for _ in range(390)]
+    refusing = [refusing_port() for _ in range(390)]
+    refused = [sock.getsockname()[1] for sock in refusing]
     blackholes = [full_listener() for _ in range(10)]
     expected = {Target(Address("127.0.0.1", listener.getsockname()[1])): OK for listener in listeners}
     expected |= {Target(Address("127.0.0.1", port)): REFUSED for port in refused}
@@ -198,7 +201,7 @@ def test_a_thousand_workers_in_one_pass_each_get_their_own_answer():
         results = tcp.probe_all(list(expected), timeout=0.5, deadline=time.monotonic() + 5)
         assert {t: r.outcome for t, r in results.items()} == expected
     finally:
-        for listener in listeners:
+        for listener in listeners + refusing:
             listener.close()
         for listener, _ in blackholes:
             close_listener(listener)

@@ -13,6 +13,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def refusing_port() -> socket.socket:
+    """A loopback port that refuses connections for as long as the returned socket is open: bound, never listening,
+    and without SO_REUSEADDR, so that no test running beside this one can start a server on it (a port from
+    free_port() can be taken meanwhile). Close it when done."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:

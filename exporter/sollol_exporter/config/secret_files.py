@@ -32,8 +32,8 @@ def read_secret_file(path: str) -> str:
 
 def unreadable_key_files(coordinators: Iterable[CoordinatorLike]) -> list[str]:
     """One line per coordinator whose `api_key_file` cannot be used now (missing, not a regular file, too large,
-    not text), as `coordinators[i].api_key_file: reason`: what --config.check reports, as promtool does for the
-    files a Prometheus config names. At run time the same file is only a warning, read again at every scrape."""
+    not text), as `coordinators[i].api_key_file: path: reason`: the warnings of --config.check. The file is read
+    again at every scrape, so it may come later."""
     problems = []
     for index, coordinator in enumerate(coordinators):
         if not coordinator.api_key_file:
