@@ -37,3 +37,13 @@ def test_a_changed_setting_starts_a_full_bucket(monkeypatch):
     limiter = RateLimiter()
     assert limiter.allow(60.0, 1) and not limiter.allow(60.0, 1)
     assert [limiter.allow(60.0, 2) for _ in range(3)] == [True, True, False]
+
+
+def test_a_limit_removed_then_restored_starts_a_full_bucket(monkeypatch):
+    """As exporter-toolkit after a reload: the bucket of a limit that was taken away does not come back empty."""
+    clock = Clock()
+    monkeypatch.setattr(rate_limit.time, "monotonic", clock)
+    limiter = RateLimiter()
+    assert limiter.allow(3600.0, 1) and not limiter.allow(3600.0, 1)
+    assert limiter.allow(0.0, 0) and limiter.allow(0.0, 0)  # the web config no longer sets rate_limit
+    assert limiter.allow(3600.0, 1) and not limiter.allow(3600.0, 1)

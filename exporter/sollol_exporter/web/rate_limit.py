@@ -16,9 +16,10 @@ class RateLimiter:
         self.setting = (0.0, 0)
 
     def allow(self, interval: float, burst: int) -> bool:
-        if interval <= 0:
-            return True
         with self.lock:
+            if interval <= 0:  # no limit; one set again later starts with a full bucket
+                self.setting = (0.0, 0)
+                return True
             now = time.monotonic()
             if self.setting != (interval, burst):
                 self.setting, self.tokens, self.stamp = (interval, burst), float(burst), now
