@@ -18,7 +18,7 @@ from sollol_exporter.labels import OTHER, sanitize
 from sollol_exporter.metadata import MetadataStore
 from sollol_exporter.peers import OLLAMA_PORT
 from sollol_exporter.presence import COORDINATOR, DASHBOARD, Presence
-from sollol_exporter.probes import BUSY, ProbeResult
+from sollol_exporter.probes import OK, ProbeResult
 from sollol_exporter.sources.coordinator import Memory as CoordinatorMemory
 from sollol_exporter.sources.redis_reader import stream_id
 from sollol_exporter.values import MAX_CLOCK_SKEW, MAX_EVENT_BYTES, BadValue, decode_json, text
@@ -209,10 +209,11 @@ class ClusterState:
             return sorted(key for key in known if key not in present), dropped
 
     def record_handshakes(self, results: dict, now: float, backoff: float) -> None:
-        """ggml handshakes: a busy one backs off for `backoff` seconds; one that answered is kept."""
+        """ggml handshakes: one that did not complete (busy, stalled after HELLO, a protocol error, nobody there)
+        backs off for `backoff` seconds, the worker probed by connect-and-close meanwhile; one that answered is kept."""
         with self.lock:
             for target, result in results.items():
-                if result.outcome == BUSY:
+                if result.outcome != OK:
                     self.handshake_backoff[target.address] = time.monotonic() + backoff
                 if result.version or result.devices:
                     self.handshakes[target.address] = (result, now)

@@ -66,7 +66,9 @@ class WorkerPass:
         limits = {ProbeKind.TCP: cfg.max_concurrency, ProbeKind.GRPC: grpc_health.MAX_THREADS, ProbeKind.GGML: ggml_rpc.MAX_THREADS}
 
         def probe(kind: ProbeKind) -> None:
-            PROBERS[kind](by_probe[kind], cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
+            final = PROBERS[kind](by_probe[kind], cfg.timeout, self.deadline, limit=limits[kind], report=self.results.__setitem__)
+            for target, result in final.items():  # what was not reported: not started, or not finished, in time
+                self.results.setdefault(target, result)
 
         # Each kind may use the whole budget: the blocking kinds run beside the TCP pass (on this thread), so that
         # slow handshakes or health checks never leave the connect probes without time.

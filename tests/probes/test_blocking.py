@@ -117,17 +117,38 @@ def test_no_more_probes_run_at_once_than_the_limit():
     assert peak == limit
 
 
-def test_a_probe_that_raises_is_an_error_not_a_timeout():
+def test_a_probe_that_raises_is_an_error_not_a_timeout_reported_and_logged(caplog):
     target = targets(1)[0]
+    reported = {}
 
     def probe(target: Target, budget: float) -> ProbeResult:
         raise ValueError("broken on purpose")
 
-    result = blocking.probe_each([target], probe, 1, time.monotonic() + 5, limit=1, thread_name="test")[target]
+    result = blocking.probe_each([target], probe, 1, time.monotonic() + 5, limit=1, thread_name="test", report=reported.__setitem__)[target]
     assert (result.outcome, result.detail) == (ERROR, "internal error: ValueError")
+    assert reported == {target: result}
+    assert [r.getMessage() for r in caplog.records if r.name == "sollol_exporter.probes.blocking"] == ["probe failed"]
 
 
 @pytest.mark.parametrize("limit", [0, -1])
 def test_a_limit_below_one_still_probes(limit):
     target = targets(1)[0]
     assert blocking.probe_each([target], answered, 1, time.monotonic() + 5, limit=limit, thread_name="test") == {target: answered(target, 1)}
+
+
+def test_a_probe_still_queued_when_the_deadline_passes_does_not_start():
+    """One thread, two targets: the first holds it until just after the deadline; the second, taken off the queue
+    then, before the pool is shut down (GRACE later), must not start: it would hold a worker for nobody."""
+    first, second = targets(2)
+    started = []
+
+    def probe(target: Target, budget: float) -> ProbeResult:
+        started.append(target)
+        if target == first:
+            time.sleep(0.35)
+        return answered(target, budget)
+
+    results = blocking.probe_each([first, second], probe, 5, time.monotonic() + 0.3, limit=1, thread_name="test")
+    time.sleep(0.3)  # the pool's thread has taken the second target off the queue by now
+    assert started == [first]
+    assert results[second].outcome == TIMEOUT

@@ -7,12 +7,13 @@ import re
 import signal
 import socket
 import struct
+import threading
 import time
 
 import pytest
 
 from sollol_exporter.addresses import Address
-from sollol_exporter.probes import REFUSED, ggml_rpc
+from sollol_exporter.probes import ERROR, REFUSED, Target, ggml_rpc
 from tests.support import llama
 
 pytestmark = pytest.mark.llama
@@ -107,3 +108,25 @@ def test_control_a_graceful_close_after_hello_kills_the_worker(tmp_path, tiny_mo
         coordinator.stop()
     llama.wait_for(lambda: not victim.alive(), timeout=5, what="worker death by SIGPIPE")
     assert victim.returncode == -signal.SIGPIPE
+
+
+def test_a_worker_that_closes_silently_then_refuses_is_a_protocol_error_not_a_crash():
+    """A silent close after HELLO makes the prober ask again the old way; if that connect is refused, the result
+    says so (it aborted the closed socket again, and the EBADF escaped as a prober bug)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def close_then_stop():
+        conn, _ = listener.accept()
+        conn.recv(64)
+        listener.close()  # nobody listens any more when the prober reconnects
+        conn.close()
+
+    thread = threading.Thread(target=close_then_stop, daemon=True)
+    thread.start()
+    result = ggml_rpc.probe_all([Target(Address("127.0.0.1", port))], 2.0, time.monotonic() + 3)[Target(Address("127.0.0.1", port))]
+    thread.join(5)
+    assert result.outcome == ERROR, result
+    assert "internal error" not in result.detail

@@ -3,11 +3,15 @@ handshake); the TCP prober needs none (probes/tcp.py)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from sollol_exporter.logs import debug_traceback, fields
 from sollol_exporter.probes import ERROR, TIMEOUT, ProbeResult, Target
+
+log = logging.getLogger(__name__)
 
 # A probe bounded by the deadline itself returns a moment after it: its result is waited for that much longer.
 GRACE = 0.1
@@ -29,7 +33,14 @@ def probe_each(
     pool = ThreadPoolExecutor(max_workers=max(1, min(limit, len(targets))), thread_name_prefix=thread_name)
 
     def run(target: Target) -> ProbeResult:
-        result = probe(target, budget)
+        if time.monotonic() >= deadline:  # queued until after the deadline: it would answer nobody
+            return ProbeResult(TIMEOUT, 0.0, NOT_STARTED)
+        started = time.monotonic()
+        try:
+            result = probe(target, budget)
+        except Exception as err:  # a bug in the prober, not the target's doing: reported as such
+            log.error("probe failed", exc_info=debug_traceback(log), extra=fields(target=str(target.address), error=type(err).__name__))
+            result = ProbeResult(ERROR, time.monotonic() - started, f"internal error: {type(err).__name__}")
         if report:
             report(target, result)
         return result

@@ -52,6 +52,8 @@ def _request(command: int, payload: bytes = b"") -> bytes:
 
 
 def _abort(sock: socket.socket) -> None:
+    if sock.fileno() == -1:  # closed already: the reconnect after a silent close failed
+        return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
 
