@@ -36,12 +36,22 @@ def test_config_check_warns_of_each_key_file_it_cannot_use_without_the_key(tmp_p
     result = run("--config.file", str(path), "--config.check")
     assert result.returncode == 0 and "OK" in result.stdout  # it may come later: read at every scrape
     lines = result.stderr.splitlines()
-    assert len(lines) == 2 and all(line.startswith("sollol-exporter: warning: ") for line in lines)
-    assert "coordinators[1].api_key_file" in lines[0] and "No such file" in lines[0]
-    assert "coordinators[2].api_key_file" in lines[1] and "not a regular file" in lines[1]
+    assert len(lines) == 2, lines
+    # file:line: key, as every config error
+    assert lines[0].startswith(f"sollol-exporter: warning: config.yml:5: coordinators[1].api_key_file: {tmp_path / 'missing'}: No such file")
+    assert lines[1].startswith(f"sollol-exporter: warning: config.yml:7: coordinators[2].api_key_file: {fifo}: not a regular file")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
     path.write_text(f"coordinators:\n  - url: http://127.0.0.1:1\n    api_key_file: {key}\n")
     assert run("--config.file", str(path), "--config.check").stderr == ""
+
+
+def test_a_number_of_thousands_of_digits_is_one_line_at_its_key(tmp_path):
+    path = tmp_path / "plain.yml"
+    path.write_text("redis:\n  timeout: 0x" + "f" * 400 + "\n")  # YAML reads hexadecimal numbers of any length
+    result = run("--config.file", str(path), "--config.check")
+    assert result.returncode == 2
+    assert "sollol-exporter: plain.yml:2: redis.timeout: duration out of range (0 to about 292y), got " in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_json_log_format(tmp_path):

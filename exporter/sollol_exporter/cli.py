@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.config_check:
         # A key file is read at every scrape, and may come later (an optional Kubernetes Secret, say): one that
         # cannot be used now is a warning, as it is at run time, not a refusal.
-        for problem in unreadable_key_files(loaded.coordinators):
-            print(f"sollol-exporter: warning: {args.config_file}: {problem}", file=sys.stderr)
+        for problem in unreadable_key_files(loaded.coordinators, args.config_file):
+            print(f"sollol-exporter: warning: {problem}", file=sys.stderr)
         checked = [args.config_file or "defaults"] + ([args.web_config] if args.web_config else [])
         print(f"{', '.join(checked)}: OK")
         return 0

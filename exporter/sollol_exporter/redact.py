@@ -21,9 +21,14 @@ _SECRET_NAME = re.compile(
     r"(?:^|_)(?:pass|password|passwd|passphrase|pwd|secret|token|key|apikey|auth|authorization|"
     r"credential|credentials|sig|signature|session|sessionid|cookie|jwt)$"
 )
-# scheme://userinfo@ up to the last @ of the word: a password holding an unencoded @ or / is masked whole.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s\"'<>@]*@)+")
-_PARAMETER = re.compile(r"(?P<name>[A-Za-z0-9_.\-]+)=(?P<value>[^&#\s\"'<>]*)")
+# Every pattern here runs in time linear in the text (a config value or a log line may be a megabyte): a name or
+# scheme is only tried where its run of characters begins, never again from each character inside it.
+_PARAMETER = re.compile(r"(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z0-9_.\-]+)=(?P<value>[^&#\s\"'<>]*)")
+# A URL's user information is scheme://userinfo@, up to the last @ of the word (a password holding an unencoded @ or /
+# is masked whole). The scheme starts at its first letter that begins a word: `x-http://` is the scheme x-http.
+_SCHEME_RUN = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z0-9+.\-]*://")
+_SCHEME_START = re.compile(r"\b[A-Za-z]")
+_WORD_END = re.compile(r"[\s\"'<>]")
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -50,8 +55,7 @@ def register(secret: str) -> None:
 
 def text(value: str) -> str:
     """The text with URL user information, secret-named parameters and every registered secret masked."""
-    masked = _USERINFO.sub(lambda m: m["scheme"] + SECRET + "@", value)
-    masked = _PARAMETER.sub(_mask_parameter, masked)
+    masked = by_shape(value)
     literal = _literal
     if literal is None:
         return masked
@@ -60,6 +64,31 @@ def text(value: str) -> str:
 
 
 url = text  # the same masking, named for call sites that hold one URL
+
+
+def by_shape(value: str) -> str:
+    """The text with URL user information and secret-named parameters masked (not the registered secrets)."""
+    return _PARAMETER.sub(_mask_parameter, _mask_userinfo(value))
+
+
+def _mask_userinfo(value: str) -> str:
+    pieces = []
+    copied = position = 0  # value[:copied] is in pieces; no scheme starts before position
+    while run := _SCHEME_RUN.search(value, position):
+        separator = run.end() - len("://")
+        position = run.end()
+        start = _SCHEME_START.search(value, run.start(), separator)
+        if start is None:
+            continue
+        end = _WORD_END.search(value, position)
+        word_end = end.start() if end else len(value)
+        last_at = value.rfind("@", position, word_end)
+        if last_at < 0:
+            position = word_end  # a later :// in this word has no @ after it either
+            continue
+        pieces += [value[copied:start.start()], value[start.start():run.end()], SECRET, "@"]
+        copied = position = last_at + 1
+    return "".join(pieces) + value[copied:] if pieces else value
 
 
 def _mask_parameter(match: re.Match) -> str:

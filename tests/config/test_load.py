@@ -1,6 +1,8 @@
 """config.load: the exporter config from its file and SOLLOL's environment, every bad file one ConfigError naming
 the key and the line."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,62 @@ def test_summary_masks_secrets_in_every_url():
     loaded.dashboard.url = "http://token-five@h:8080/?api_key=pw-six"
     shown = repr(config.summary(loaded))
     assert not any(f"-{n}" in shown for n in ("one", "two", "three", "four", "five", "six"))
+
+
+# Numbers YAML reads at any length: hexadecimal (0x1f), octal (017) and sexagesimal ones (1:30:00) escape Python's
+# limit of 4300 decimal digits, and the longest of them are past what Python turns into text or a float.
+HUGE_HEX = "0x" + "f" * 4000
+HUGE_NUMBERS = {
+    "a duration past float's range": ("redis:\n  timeout: 0x" + "f" * 400 + "\n", "config.yml:2: redis.timeout: duration out of range"),
+    "a longer one": (f"redis:\n  timeout: {HUGE_HEX}\n", "config.yml:2: redis.timeout: duration out of range"),
+    "a negative one": (f"redis:\n  timeout: -{HUGE_HEX}\n", "config.yml:2: redis.timeout: duration out of range"),
+    "sexagesimal": ("scrape:\n  timeout: 1" + ":59" * 3000 + "\n", "config.yml:2: scrape.timeout: duration out of range"),
+    "octal": ("metadata:\n  retention: 0" + "7" * 5000 + "\n", "config.yml:2: metadata.retention: duration out of range"),
+    "true or false": (f"redis:\n  routing_stream: {HUGE_HEX}\n", "config.yml:2: redis.routing_stream: expected true or false"),
+    "a count": (f"redis:\n  scan_count: {HUGE_HEX}\n", "config.yml:2: redis.scan_count: too large"),
+    "a negative count": (f"redis:\n  scan_count: -{HUGE_HEX}\n", "config.yml:2: redis.scan_count: expected a whole number >= 0"),
+    "a choice": (f"rpc_backends:\n  probe: {HUGE_HEX}\n", "config.yml:2: rpc_backends.probe: must be one of 'tcp', 'grpc'"),
+}
+
+
+@pytest.mark.parametrize("text, error", HUGE_NUMBERS.values(), ids=HUGE_NUMBERS.keys())
+def test_a_number_of_thousands_of_digits_is_refused_at_its_key(text, error, tmp_path):
+    target = tmp_path / "config.yml"
+    target.write_text(text)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(target), env={})
+    assert str(caught.value).startswith(error), caught.value
+    assert "\n" not in str(caught.value)
+
+
+def test_a_number_of_thousands_of_digits_is_a_string_as_written(tmp_path):
+    target = tmp_path / "config.yml"
+    target.write_text(f"coordinators:\n  - url: http://127.0.0.1:1\n    name: {HUGE_HEX}\n    api_key: {HUGE_HEX}\n")
+    loaded = config.load(str(target), env={})
+    assert loaded.coordinators[0].api_key == loaded.coordinators[0].name == HUGE_HEX
+    assert config.summary(loaded)["coordinators"][0]["api_key"] == "<secret>"
+
+
+MEGABYTE = 1_000_000
+
+
+def test_a_value_of_a_megabyte_is_read_in_linear_time(tmp_path):
+    """Every string of the config goes through the redactor's patterns: quadratic ones took 25 s for a value of
+    100 KB, minutes for a megabyte. A process of its own, so that it can be stopped."""
+    loads, refused = tmp_path / "loads.yml", tmp_path / "refused.yml"
+    loads.write_text("coordinators:\n  - url: http://127.0.0.1:1\n    name: " + "a-" * (MEGABYTE // 2) + "\n")
+    refused.write_text("scrape:\n  timeout: " + "a." * (MEGABYTE // 2) + "\n")
+    script = (
+        "import sys\n"
+        "from sollol_exporter import config\n"
+        "print(len(config.load(sys.argv[1], env={}).coordinators[0].name))\n"
+        "try:\n"
+        "    config.load(sys.argv[2], env={})\n"
+        "except config.ConfigError as err:\n"
+        "    print(str(err)[:60])\n"
+    )
+    try:
+        result = subprocess.run([sys.executable, "-c", script, str(loads), str(refused)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a config value of a megabyte took more than a minute: quadratic again?")
+    assert result.stdout.splitlines() == [str(MEGABYTE), "refused.yml:2: scrape.timeout: expected a duration such as 5"], result.stderr

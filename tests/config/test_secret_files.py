@@ -29,3 +29,12 @@ def test_each_unusable_key_file_is_one_line_naming_the_coordinator_and_why(tmp_p
     assert "larger than" in problems[2]
     assert "not UTF-8" in problems[3]
     assert not any("s3cret" in p for p in problems)
+
+
+def test_with_the_config_file_each_line_names_its_file_and_line(tmp_path):
+    missing = tmp_path / "missing"
+    path = tmp_path / "config.yml"
+    path.write_text(f"coordinators:\n  - url: http://127.0.0.1:1\n  - url: http://127.0.0.1:2\n\n    api_key_file: {missing}\n")
+    problems = unreadable_key_files([CoordinatorConfig(), CoordinatorConfig(api_key_file=str(missing))], str(path))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"config.yml:5: coordinators[1].api_key_file: {missing}: No such file"), problems

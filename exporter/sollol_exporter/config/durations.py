@@ -66,7 +66,7 @@ def parse_duration(value: Any, notation: Notation = PROMETHEUS) -> float:
     if isinstance(value, bool):
         raise ValueError("not a duration")
     if isinstance(value, (int, float)):
-        seconds = float(value) if notation.numbers_are_seconds else notation.read_text(str(value))
+        seconds = _number(value, notation)
     elif isinstance(value, str):
         seconds = notation.read_text(value.strip())
     else:
@@ -75,3 +75,13 @@ def parse_duration(value: Any, notation: Notation = PROMETHEUS) -> float:
         raise DurationOutOfRange("duration out of range")
     return seconds
 
+
+def _number(value: int | float, notation: Notation) -> float:
+    if not notation.numbers_are_seconds:  # a number without a unit is a duration only if it is the int 0
+        if isinstance(value, int) and value == 0:
+            return 0.0
+        raise ValueError("not a duration")
+    try:
+        return float(value)
+    except OverflowError:  # an int of more than 308 digits
+        raise DurationOutOfRange("duration out of range") from None

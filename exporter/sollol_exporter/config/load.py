@@ -100,7 +100,8 @@ def _register_secrets(value: Any, path: tuple, source: Source) -> None:
         for secret in redact.secrets_in_url(value):
             redact.register(secret)
     if redact.is_secret_name(name) and isinstance(value, (str, int, float)):
-        redact.register(source.texts.get(path, str(value)))
+        as_text = source.texts.get(path)  # a number of thousands of digits has a text, but no str()
+        redact.register(str(value) if as_text is None else as_text)
     if name.endswith("_file") and redact.is_secret_name(name.removesuffix("_file")) and isinstance(value, str):
         _register_file_secret(value)
 

@@ -45,12 +45,16 @@ class Dialect:
 
     null_is_zero: bool = False  # null (or nothing) after a key: the field's zero value ("", 0, false, empty, defaults)
     scalars_as_text: bool = False  # a string field takes any scalar as written (`true` is the text "true")
+    # An error quotes the bad value; else it names only the type found, for a file where any value may be a secret
+    # written in the wrong place (a password hash under http2).
+    quotes_values: bool = True
 
 
 # The exporter config: a value is what it looks like, and numbers in a string field keep the text as written.
 STRICT = Dialect()
 # Go's yaml.v2, which exporter-toolkit reads its web config with: null is the zero value, any scalar fills a string.
-GO_YAML = Dialect(null_is_zero=True, scalars_as_text=True)
+# That file holds password hashes and keys, so its errors never quote a value.
+GO_YAML = Dialect(null_is_zero=True, scalars_as_text=True, quotes_values=False)
 
 
 def build(cls: type[T], value: Any, source: Source, dialect: Dialect = STRICT) -> T:
@@ -83,6 +87,14 @@ class _Walker:
 
     def fail(self, path: tuple, what: str) -> typing.NoReturn:
         self.source.fail(path, what)
+
+    def got(self, value: Any) -> str:
+        """What was found instead of what a field expects: the value, or only its type."""
+        return f", got {shown(value) if self.dialect.quotes_values else type(value).__name__}"
+
+    def got_value(self, value: Any) -> str:
+        """The value that is out of a field's range, if this dialect quotes values (its type would say nothing)."""
+        return f", got {shown(value)}" if self.dialect.quotes_values else ""
 
     def section(self, cls: Any, value: Any, path: tuple) -> Any:
         if not isinstance(value, dict):
@@ -120,7 +132,7 @@ class _Walker:
             raise TypeError("unions are not used in config schemas")
         if hint is bool:
             if not isinstance(value, bool):
-                self.fail(path, f"expected true or false, got {shown(value)}")
+                self.fail(path, f"expected true or false{self.got(value)}")
             return value
         if hint is int:
             return self.whole_number(value, spec, path)
@@ -133,11 +145,11 @@ class _Walker:
         try:
             seconds = parse_duration(value, notation)
         except DurationOutOfRange:
-            self.fail(path, f"duration out of range (0 to {notation.longest}), got {shown(value)}")
+            self.fail(path, f"duration out of range (0 to {notation.longest}){self.got_value(value)}")
         except ValueError:
-            self.fail(path, f"expected a duration such as {notation.examples}, got {shown(value)}")
+            self.fail(path, f"expected a duration such as {notation.examples}{self.got(value)}")
         if seconds == 0 and spec.metadata["zero"] is None:
-            self.fail(path, f"must be longer than 0, got {shown(value)}")
+            self.fail(path, f"must be longer than 0{self.got_value(value)}")
         return seconds
 
     def choice(self, choices: tuple, value: Any, path: tuple) -> Any:
@@ -145,19 +157,21 @@ class _Walker:
             value = "off"  # YAML 1.1 reads an unquoted `off` as false
         if value not in choices:
             listed = ", ".join(repr(c) for c in choices if c)
-            self.fail(path, f"must be one of {listed}, got {shown(value)}")
+            self.fail(path, f"must be one of {listed}{self.got(value)}")
         return value
 
     def whole_number(self, value: Any, spec: dataclasses.Field | None, path: tuple) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.fail(path, f"expected a whole number >= 0, got {shown(value)}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"expected a whole number >= 0{self.got(value)}")
+        if value < 0:
+            self.fail(path, "expected a whole number >= 0" + (self.got_value(value) or ", got a negative number"))
         if value > MAX_INT:
             self.fail(path, f"too large (at most {MAX_INT})")
         if spec is not None and spec.metadata.get("count"):
             if value == 0 and spec.metadata["zero"] is None:
                 self.fail(path, "must be at least 1, got 0")
             if value > spec.metadata["maximum"]:
-                self.fail(path, f"must be at most {spec.metadata['maximum']}, got {value}")
+                self.fail(path, f"must be at most {spec.metadata['maximum']}{self.got_value(value)}")
         return value
 
     def string(self, value: Any, path: tuple) -> str:
@@ -170,4 +184,5 @@ class _Walker:
             as_written = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not as_written:
             self.fail(path, f"expected a string, got {type(value).__name__}")
-        return self.source.texts.get(path, str(value))
+        as_text = self.source.texts.get(path)
+        return str(value) if as_text is None else as_text

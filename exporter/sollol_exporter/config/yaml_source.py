@@ -9,6 +9,7 @@ are refused wherever they stand.
 from __future__ import annotations
 
 import codecs
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,13 +34,25 @@ def dotted(path: tuple) -> str:
     """A path for a message: `coordinators[0].url`, `top level` for the document itself."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{shown_key(part)}" if text else shown_key(part))
     return text or "top level"
+
+
+# A password hash written where a name belongs: `$2y$10$...:` under basic_auth_users, the hash taken for a user name.
+_BCRYPT_LIKE = re.compile(r"\$2[abxy]?\$\d\d\$")
+
+
+def shown_key(key: Any) -> str:
+    """A key for a message, unless it looks like a bcrypt password hash."""
+    return "<a bcrypt hash>" if _BCRYPT_LIKE.search(str(key)) else str(key)
 
 
 def shown(value: Any) -> str:
     """A bad value for an error message: short, and never a whole pasted blob."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python turns into text (YAML reads hexadecimal and octal numbers of any length)
+        return "a number too long to show"
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 

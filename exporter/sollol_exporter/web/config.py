@@ -2,8 +2,9 @@
 works here unchanged: tls_server_config, http_server_config, basic_auth_users, rate_limit.
 
 The file is read as the exporter config is (config.yaml_source, config.schema), with Go's leniency for scalars, as
-exporter-toolkit reads it; aliases are refused. Errors read `file:line: key: what` and never quote a secret (key,
-password hash).
+exporter-toolkit reads it; aliases are refused. Errors read `file:line: key: what` and never quote a value: any of
+them may be a secret (a key, a password hash) written in the wrong place. A user name that looks like a password hash
+is not shown either.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from sollol_exporter.config import schema, yaml_source
 from sollol_exporter.config.durations import GO
 from sollol_exporter.config.schema import count, duration
-from sollol_exporter.config.yaml_source import ConfigError, Source
+from sollol_exporter.config.yaml_source import ConfigError, Source, shown_key
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert", "RequireClientCert",
                      "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
@@ -50,7 +51,7 @@ EXTRA_HEADERS = {
 }
 
 MIN_BCRYPT_COST, MAX_BCRYPT_COST = 4, 31
-_BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
+_BCRYPT_HASH = re.compile(r"\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}")  # the whole value: fullmatch
 
 
 # -- the file, as written ---------------------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def _tls(section: TLSServerSection, config_path: str, source: Source) -> TLSSett
         source.fail(where, "missing one of key or key_file")
     auth = section.client_auth_type or "NoClientCert"
     if auth not in CLIENT_AUTH_TYPES:
-        source.fail((*where, "client_auth_type"), f"invalid {auth!r} (one of {', '.join(CLIENT_AUTH_TYPES)})")
+        source.fail((*where, "client_auth_type"), f"invalid value (one of {', '.join(CLIENT_AUTH_TYPES)})")
     if (section.client_ca_file or section.client_ca) and auth == "NoClientCert":
         source.fail(where, "client CA's have been configured without a Client Auth Policy")
     sans = tuple(section.client_allowed_sans)
@@ -203,13 +204,14 @@ def _tls(section: TLSServerSection, config_path: str, source: Source) -> TLSSett
     ciphers: list[str] = []
     for index, name in enumerate(section.cipher_suites):
         if name not in CIPHER_SUITES:
-            source.fail((*where, "cipher_suites", index), f"unknown cipher: {name}")
+            source.fail((*where, "cipher_suites", index), "unknown cipher (the names of Go's tls.CipherSuites(), such as "
+                                                          "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)")
         suite = CIPHER_SUITES[name]
         if suite:
             ciphers.append(suite)
     for index, name in enumerate(section.curve_preferences):
         if name not in CURVES:
-            source.fail((*where, "curve_preferences", index), f"unknown curve: {name}")
+            source.fail((*where, "curve_preferences", index), f"unknown curve (one of {', '.join(CURVES)})")
     return TLSSettings(
         cert_file=_beside(config_path, section.cert_file), key_file=_beside(config_path, section.key_file),
         cert=section.cert, key=section.key,
@@ -221,18 +223,24 @@ def _tls(section: TLSServerSection, config_path: str, source: Source) -> TLSSett
 
 def _tls_version(version: str, path: tuple, source: Source) -> str:
     if version not in TLS_VERSIONS:
-        source.fail(path, f"unknown TLS version {version!r} (one of {', '.join(TLS_VERSIONS)})")
+        source.fail(path, f"unknown TLS version (one of {', '.join(TLS_VERSIONS)})")
     return version
 
 
 def _users(users: dict[str, str], source: Source) -> dict[str, str]:
+    """Every user's password is a bcrypt hash that bcrypt can read. The messages name the user by the key only
+    (where a name that looks like a hash is masked)."""
     for name, hashed in users.items():
         path = ("basic_auth_users", name)
-        if not _BCRYPT_HASH.match(hashed):
-            source.fail(path, f"the password of user {name!r} is not a bcrypt hash")
+        if not _BCRYPT_HASH.fullmatch(hashed):
+            if _BCRYPT_HASH.fullmatch(hashed.strip()):  # the user could never log in
+                source.fail(path, "the bcrypt hash has a line break or spaces around it (a YAML | block ends with a "
+                                  "line break: use |- or write the hash on the user's line)")
+            hint = " (the user name looks like one: write `name: hash`)" if shown_key(name) != name else ""
+            source.fail(path, f"the password is not a bcrypt hash{hint}")
         cost = int(hashed.split("$")[2])
         if not MIN_BCRYPT_COST <= cost <= MAX_BCRYPT_COST:  # no bcrypt reads it: the user could never log in
-            source.fail(path, f"the hash of user {name!r} has cost {cost}; bcrypt accepts {MIN_BCRYPT_COST} to {MAX_BCRYPT_COST}")
+            source.fail(path, f"the hash has cost {cost}; bcrypt accepts {MIN_BCRYPT_COST} to {MAX_BCRYPT_COST}")
     return dict(users)
 
 
@@ -240,10 +248,10 @@ def _headers(headers: dict[str, str], source: Source) -> dict[str, str]:
     for name, value in headers.items():
         path = ("http_server_config", "headers", name)
         if name not in EXTRA_HEADERS:
-            source.fail(path, f'HTTP header "{name}" can not be configured')
+            source.fail(path, f'HTTP header "{shown_key(name)}" can not be configured')
         allowed = EXTRA_HEADERS[name]
         if allowed and value not in allowed:
-            source.fail(path, f"invalid value for {name}. Expected one of: {list(allowed)}, but got: {value!r}")
+            source.fail(path, f"invalid value for {name}. Expected one of: {list(allowed)}")
         if any(c in value for c in "\r\n\0"):
             source.fail(path, "control characters in the value")
     return {name: value for name, value in headers.items() if value}
