@@ -38,3 +38,10 @@ def test_with_the_config_file_each_line_names_its_file_and_line(tmp_path):
     problems = unreadable_key_files([CoordinatorConfig(), CoordinatorConfig(api_key_file=str(missing))], str(path))
     assert len(problems) == 1
     assert problems[0].startswith(f"config.yml:5: coordinators[1].api_key_file: {missing}: No such file"), problems
+
+
+def test_an_empty_key_file_is_said_too(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("  \n")
+    [problem] = unreadable_key_files([CoordinatorConfig(api_key_file=str(empty))])
+    assert problem.endswith("empty: no key would be sent")

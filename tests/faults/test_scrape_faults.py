@@ -338,3 +338,19 @@ def test_an_api_key_file_that_is_not_utf8_does_not_make_the_coordinator_hung(red
         assert value(s, "sollol_coordinator_tokens_predicted_total", coordinator="a") == 42
     finally:
         coordinator.stop()
+
+
+def test_an_empty_api_key_file_is_said_once_and_sends_no_header(redis_db, scraper_for, tmp_path, caplog):
+    key_file = tmp_path / "key"
+    key_file.write_text("\n")
+    coordinator = ReplayServer({"/health": Route({"status": "ok"}), "/metrics": Route(LLAMA_METRICS, content_type="text/plain; version=0.0.4")})
+    try:
+        scraper = scraper_for(base_config(redis_db.url, ollama={"discover": False},
+                                          coordinators=[{"url": coordinator.url, "name": "a", "api_key_file": str(key_file)}]))
+        for _ in range(2):
+            s = collect(scraper)
+            assert one_hot(s, "sollol_coordinator_state", coordinator="a") == "ok"
+        warnings = [r for r in caplog.records if r.getMessage() == "cannot use api_key_file"]
+        assert [r.fields["error"] for r in warnings] == ["empty: no key is sent"]
+    finally:
+        coordinator.stop()

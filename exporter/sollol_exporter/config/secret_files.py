@@ -34,7 +34,7 @@ def read_secret_file(path: str) -> str:
 
 def unreadable_key_files(coordinators: Iterable[CoordinatorLike], config_path: str | None = None) -> list[str]:
     """One line per coordinator whose `api_key_file` cannot be used now (missing, not a regular file, too large,
-    not text), as `coordinators[i].api_key_file: path: reason`, after `config.yml:line: ` as every config error
+    not text, empty), as `coordinators[i].api_key_file: path: reason`, after `config.yml:line: ` as every config error
     when the coordinators come from the file at `config_path`: the warnings of --config.check. The file is read
     again at every scrape, so it may come later."""
     source = _lines_of(config_path)
@@ -43,7 +43,8 @@ def unreadable_key_files(coordinators: Iterable[CoordinatorLike], config_path: s
         if not coordinator.api_key_file:
             continue
         try:
-            read_secret_file(os.path.expanduser(coordinator.api_key_file))
+            if not read_secret_file(os.path.expanduser(coordinator.api_key_file)):
+                raise ValueError("empty: no key would be sent")
         except (OSError, ValueError) as err:
             reason = files.reason(err) if isinstance(err, OSError) else str(err)
             path = ("coordinators", index, "api_key_file")

@@ -200,6 +200,8 @@ class CoordinatorClient:
             # Read at every use (a rotated key is taken, and masked); regular files only: a FIFO would block here.
             try:
                 key = self.config.api_key_from_file()
+                if not key:
+                    problem = "empty: no key is sent"
             except OSError as err:
                 key, problem = "", err.strerror or type(err).__name__
             except ValueError as err:
