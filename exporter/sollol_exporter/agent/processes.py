@@ -7,6 +7,7 @@ from pathlib import Path
 
 LISTEN = "0A"
 RPC_SERVER_NAMES = ("rpc-server", "ggml-rpc-server")
+MAX_ARGV0_BYTES = 4096  # PATH_MAX: a program's path is no longer
 
 
 def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:
@@ -56,7 +57,8 @@ def _names(process: Path) -> set[str]:
     except OSError:
         pass
     try:
-        argv0 = (process / "cmdline").read_bytes().split(b"\0", 1)[0]
+        with open(process / "cmdline", "rb") as cmdline:  # the whole command line can be megabytes: its start will do
+            argv0 = cmdline.read(MAX_ARGV0_BYTES).split(b"\0", 1)[0]
         names.add(os.path.basename(argv0.decode("utf-8", "replace")))
     except OSError:
         pass
